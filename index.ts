@@ -1,0 +1,83 @@
+/**
+ * fastify-cognito-jwt: authenticates Fastify requests that carry AWS Cognito JWTs.
+ *
+ * A request's path through the plugin:
+ *   lib/extract.ts       the token, from `Authorization: Bearer` (or the app's `extractToken`)
+ *   lib/verify.ts        verified claims: cache, header, pool, key, signature, Cognito rules
+ *     lib/jwks.ts        the pool's keys (fetched with lib/fetch-json.ts, parsed by lib/jwk.ts)
+ *     lib/claims.ts      `token_use` and `aud`/`client_id`
+ *     lib/token-cache.ts tokens already verified
+ *   lib/authenticate.ts  revocation, `resolveUser`, then `request.cognitoClaims`/`cognitoUser`
+ *   lib/authorize.ts     `requireGroups`, `requireScopes`
+ *   lib/errors.ts        codes, statuses and `WWW-Authenticate` challenges
+ * Options are checked once, in lib/options.ts.
+ */
+import type { FastifyInstance, onRequestHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import type { CognitoAuthOptions, CognitoHook } from './types'
+import { createAuthenticate } from './lib/authenticate'
+import { createRequirements } from './lib/authorize'
+import { parseOptions } from './lib/options'
+import { CognitoVerifier } from './lib/verify'
+
+async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {
+  const settings = parseOptions(options)
+  const verifier = new CognitoVerifier({ ...settings, log: fastify.log })
+  const context = { settings, verifier }
+  const authenticate = createAuthenticate(context, false)
+  const authenticateOptional = createAuthenticate(context, true)
+  const { requireGroups, requireScopes } = createRequirements(settings.realm)
+
+  fastify.decorateRequest('cognitoClaims', null)
+  fastify.decorateRequest('cognitoUser', null)
+  fastify.decorate('authenticate', authenticate)
+  fastify.decorate('authenticateOptional', authenticateOptional)
+  fastify.decorate('requireGroups', requireGroups)
+  fastify.decorate('requireScopes', requireScopes)
+  fastify.decorate('cognitoKeyStores', () => verifier.pools.map((pool) => pool.store.stats()))
+
+  // Routes may declare their needs in `config.cognito` instead of listing hooks.
+  fastify.addHook('onRoute', (route) => {
+    const needs = route.config?.cognito
+    if (needs === undefined) return
+    const hooks: CognitoHook[] = [needs.optional === true ? authenticateOptional : authenticate]
+    if (needs.groups !== undefined) hooks.push(requireGroups(needs.groups, needs))
+    if (needs.scopes !== undefined) hooks.push(requireScopes(needs.scopes, needs))
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [...hooks, ...own] as onRequestHookHandler[]
+  })
+
+  // Warm start: fetch the keys before the first request needs them.
+  const { prefetch } = settings.jwks
+  fastify.addHook('onReady', async () => {
+    if (prefetch === false) return
+    await Promise.all(verifier.pools.map(async ({ settings: pool, store }) => {
+      if (pool.jwks !== undefined) return
+      try {
+        await store.refresh()
+      } catch (err) {
+        if (prefetch === 'required') throw err
+        // The failure itself was logged by the key store; requests retry with backoff.
+      }
+    }))
+  })
+  fastify.addHook('onClose', async () => {
+    for (const pool of verifier.pools) pool.store.close()
+  })
+}
+
+export const cognitoAuth = fp(cognitoAuthPlugin, { fastify: '5.x', name: 'fastify-cognito-jwt' })
+export default cognitoAuth
+
+export * from './types'
+export {
+  BadAuthorizationHeaderError,
+  ForbiddenError,
+  InvalidOptionError,
+  JwksUnavailableError,
+  NoTokenError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenRevokedError,
+  UserNotFoundError
+} from './lib/errors'

@@ -1,0 +1,98 @@
+/**
+ * The `authenticate` hook: token from the request, verified claims, revocation, the application's
+ * user, then `request.cognitoClaims` and `request.cognitoUser`. Refusals answer with their status,
+ * code and `WWW-Authenticate` challenge; the reason goes to `request.log.debug`, never the token.
+ *
+ * The hook takes Fastify's `done` callback, so a cached or known-key token is authenticated with
+ * no promise at all; called without `done` (e.g. awaited by hand) it returns a promise.
+ */
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { CognitoHook } from '../types'
+import { buildChallenge, kReason, NoTokenError, TokenRevokedError, UserNotFoundError, type CognitoAuthError } from './errors'
+import { extractFromHeader, type Extracted } from './extract'
+import type { Settings } from './options'
+import type { VerifiedToken } from './token-cache'
+import type { CognitoVerifier } from './verify'
+
+type Done = (err?: Error) => void
+
+export interface AuthenticateContext {
+  settings: Settings
+  verifier: CognitoVerifier
+}
+
+/** Answers the request with a refusal: challenge header, debug log, then the error to Fastify. */
+export function refuseRequest (request: FastifyRequest, reply: FastifyReply, realm: string, error: CognitoAuthError, done: Done, scope?: readonly string[]): void {
+  const challenge = buildChallenge(realm, error, scope)
+  if (challenge !== undefined) reply.header('www-authenticate', challenge)
+  request.log.debug({ code: error.code, reason: (error as { [kReason]?: string })[kReason] }, 'cognito: request refused')
+  done(error)
+}
+
+/** Lets a callback-style hook also be awaited. */
+export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, done: Done) => void): CognitoHook {
+  return function hook (this: unknown, request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
+    if (done !== undefined) {
+      run(request, reply, done)
+      return undefined
+    }
+    return new Promise<void>((resolve, reject) => run(request, reply, (err) => err === undefined ? resolve() : reject(err)))
+  } as CognitoHook
+}
+
+export function createAuthenticate ({ settings, verifier }: AuthenticateContext, optional: boolean): CognitoHook {
+  const { realm, resolveUser, isRevoked, revocationCacheTtlMs, extractToken } = settings
+  const extract: (request: FastifyRequest) => Extracted = extractToken === undefined
+    ? extractFromHeader
+    : (request) => extractToken(request) || new NoTokenError()
+  const needsMore = resolveUser !== undefined || isRevoked !== undefined
+
+  function accept (request: FastifyRequest, reply: FastifyReply, verified: VerifiedToken, done: Done): void {
+    if (!needsMore) {
+      request.cognitoClaims = verified.claims
+      request.cognitoUser = verified.claims
+      done()
+      return
+    }
+    finish(request, verified).then(() => done(), (err: CognitoAuthError) => {
+      if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) refuseRequest(request, reply, realm, err, done)
+      else done(err) // the application's own error, as it threw it
+    })
+  }
+
+  async function finish (request: FastifyRequest, verified: VerifiedToken): Promise<void> {
+    const { claims } = verified
+    if (isRevoked !== undefined && Date.now() >= verified.notRevokedUntil) {
+      if (await isRevoked(claims, request)) throw new TokenRevokedError()
+      if (revocationCacheTtlMs > 0) verified.notRevokedUntil = Date.now() + revocationCacheTtlMs
+    }
+    const user = resolveUser === undefined ? claims : await resolveUser(claims, request)
+    if (user === null || user === undefined) throw new UserNotFoundError()
+    request.cognitoClaims = claims
+    request.cognitoUser = user
+  }
+
+  return awaitable(function authenticate (request, reply, done) {
+    const token = extract(request)
+    if (typeof token !== 'string') {
+      if (optional && token instanceof NoTokenError) done()
+      else refuseRequest(request, reply, realm, token, done)
+      return
+    }
+    let verified: VerifiedToken | Promise<VerifiedToken>
+    try {
+      verified = verifier.verify(token)
+    } catch (err) {
+      refuseRequest(request, reply, realm, err as CognitoAuthError, done)
+      return
+    }
+    if (verified instanceof Promise) {
+      verified.then(
+        (result) => accept(request, reply, result, done),
+        (err: CognitoAuthError) => refuseRequest(request, reply, realm, err, done)
+      )
+    } else {
+      accept(request, reply, verified, done)
+    }
+  })
+}

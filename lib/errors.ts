@@ -1,0 +1,68 @@
+/**
+ * The errors a request can meet, each with a stable code, a status and the RFC 6750
+ * `WWW-Authenticate` challenge that goes with it. Messages are generic on purpose: they never
+ * carry a token or a claim value.
+ */
+import createError from '@fastify/error'
+
+// Client errors are expected traffic: a stack trace per refused request is cost without use.
+const noStack = false
+
+export const NoTokenError = createError('FST_COGNITO_NO_TOKEN', 'Authentication required', 401, TypeError, noStack)
+export const BadAuthorizationHeaderError = createError(
+  'FST_COGNITO_BAD_AUTHORIZATION_HEADER',
+  'Malformed Authorization header',
+  400,
+  TypeError,
+  noStack
+)
+export const TokenExpiredError = createError('FST_COGNITO_TOKEN_EXPIRED', 'The token has expired', 401, TypeError, noStack)
+export const TokenInvalidError = createError('FST_COGNITO_TOKEN_INVALID', 'The token is invalid', 401, TypeError, noStack)
+export const TokenRevokedError = createError('FST_COGNITO_TOKEN_REVOKED', 'The token has been revoked', 401, TypeError, noStack)
+export const UserNotFoundError = createError('FST_COGNITO_USER_NOT_FOUND', 'Unknown user', 401, TypeError, noStack)
+export const ForbiddenError = createError('FST_COGNITO_FORBIDDEN', 'Insufficient permissions', 403, TypeError, noStack)
+export const JwksUnavailableError = createError(
+  'FST_COGNITO_JWKS_UNAVAILABLE',
+  'The signing keys cannot be retrieved; try again later',
+  503,
+  Error,
+  noStack
+)
+export const InvalidOptionError = createError<[string, string]>('FST_COGNITO_INVALID_OPTION', 'Invalid option %s: %s', 500, TypeError)
+
+/** An error this plugin answers a request with. */
+export type CognitoAuthError = Error & { code: string; statusCode: number }
+
+/** Where the detailed reason of a refusal travels: a symbol, out of reach of serializers and responses. */
+export const kReason = Symbol('fastify-cognito-jwt.reason')
+
+/** Attaches the reason (for the debug log) to an error. */
+export function withReason<E extends Error> (error: E, reason: string): E {
+  Object.defineProperty(error, kReason, { value: reason })
+  return error
+}
+
+/** RFC 6750 error codes, by the error that answers the request. */
+const challengeErrors: Record<string, string | undefined> = {
+  FST_COGNITO_BAD_AUTHORIZATION_HEADER: 'invalid_request',
+  FST_COGNITO_TOKEN_EXPIRED: 'invalid_token',
+  FST_COGNITO_TOKEN_INVALID: 'invalid_token',
+  FST_COGNITO_TOKEN_REVOKED: 'invalid_token',
+  FST_COGNITO_USER_NOT_FOUND: 'invalid_token',
+  FST_COGNITO_FORBIDDEN: 'insufficient_scope'
+}
+
+/**
+ * The `WWW-Authenticate` value for an error (RFC 6750 §3). A request with no credentials gets the
+ * bare challenge, without an error code, as the RFC asks. Values are built from constants only.
+ */
+export function buildChallenge (realm: string, error: CognitoAuthError, scope?: readonly string[]): string | undefined {
+  if (error.code === 'FST_COGNITO_JWKS_UNAVAILABLE') return undefined
+  let challenge = `Bearer realm="${realm}"`
+  const code = challengeErrors[error.code]
+  if (code !== undefined) {
+    challenge += `, error="${code}", error_description="${error.message}"`
+  }
+  if (scope !== undefined) challenge += `, scope="${scope.join(' ')}"`
+  return challenge
+}

@@ -1,0 +1,58 @@
+/**
+ * Turns a JWKS document into the RSA signing keys it holds. Keys that cannot sign RS256 tokens,
+ * or are malformed, are skipped: one bad key must not take the others down with it.
+ */
+import { createPublicKey } from 'node:crypto'
+
+/** A usable key: its id, what identifies its material, and its public key as PEM. */
+export interface ParsedKey {
+  kid: string
+  /** The modulus and exponent: a `kid` reused with other material is another key. */
+  material: string
+  pem: string
+}
+
+export interface ParsedKeySet {
+  keys: Map<string, ParsedKey>
+  skipped: number
+}
+
+/** RSA keys shorter than this are refused, as NIST and AWS do. */
+const MIN_MODULUS_BITS = 2048
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export function parseJwks (document: unknown): ParsedKeySet {
+  if (!isObject(document) || !Array.isArray(document.keys)) {
+    throw new Error('the document is not a JWKS')
+  }
+  const keys = new Map<string, ParsedKey>()
+  let skipped = 0
+  for (const jwk of document.keys) {
+    const key = toRsaSigningKey(jwk)
+    if (key === undefined || keys.has(key.kid)) skipped++
+    else keys.set(key.kid, key)
+  }
+  if (keys.size === 0) throw new Error('the JWKS holds no usable RS256 key')
+  return { keys, skipped }
+}
+
+function toRsaSigningKey (jwk: unknown): ParsedKey | undefined {
+  if (!isObject(jwk)) return undefined
+  const { kty, kid, use, alg, n, e } = jwk
+  if (kty !== 'RSA' || typeof kid !== 'string' || kid === '') return undefined
+  if (typeof n !== 'string' || typeof e !== 'string') return undefined
+  if (use !== undefined && use !== 'sig') return undefined
+  if (alg !== undefined && alg !== 'RS256') return undefined
+  try {
+    // Only the public members are handed on: whatever else the JWK carries is ignored.
+    const key = createPublicKey({ key: { kty, n, e }, format: 'jwk' })
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
+    if (bits < MIN_MODULUS_BITS) return undefined
+    return { kid, material: `${n}.${e}`, pem: key.export({ type: 'spki', format: 'pem' }) as string }
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Checks the options once, at register, and turns them into the plugin's settings: a mistake in
+ * the configuration fails `register` with a message naming the option, never a request.
+ */
+import type { FastifyRequest } from 'fastify'
+import type {
+  CognitoAuthOptions,
+  CognitoClaims,
+  CognitoUser,
+  JsonWebKeySet,
+  TokenExtractor,
+  TokenUse
+} from '../types'
+import { InvalidOptionError } from './errors'
+
+export interface PoolSettings {
+  userPoolId: string
+  /** The exact issuers accepted for this pool. */
+  issuers: string[]
+  jwksUri: string
+  jwks?: JsonWebKeySet
+  tokenUse: TokenUse
+  clientIds: ReadonlySet<string> | null
+}
+
+export interface JwksSettings {
+  ttlMs: number
+  cooldownMs: number
+  timeoutMs: number
+  maxStaleMs: number
+  maxBytes: number
+  prefetch: boolean | 'required'
+}
+
+export interface Settings {
+  pools: PoolSettings[]
+  clockToleranceMs: number
+  maxTokenLength: number
+  realm: string
+  resolveUser?: (claims: CognitoClaims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
+  isRevoked?: (claims: CognitoClaims, request: FastifyRequest) => boolean | Promise<boolean>
+  revocationCacheTtlMs: number
+  extractToken?: TokenExtractor
+  jwks: JwksSettings
+  /** 0 turns the cache off. */
+  tokenCacheMax: number
+}
+
+const POOL_ID = /^([a-z0-9-]+)_[0-9A-Za-z]+$/
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/
+const TOKEN_USES: readonly string[] = ['id', 'access', 'any']
+const POOL_KEYS = ['userPoolId', 'region', 'clientId', 'tokenUse', 'issuer', 'jwksUri', 'jwks']
+
+function fail (option: string, problem: string): never {
+  throw new InvalidOptionError(option, problem)
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function seconds (value: unknown, option: string, fallback: number, { positive = false } = {}): number {
+  if (value === undefined) return fallback * 1000
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (positive && value === 0)) {
+    fail(option, positive ? 'must be a positive number of seconds' : 'must be a non-negative number of seconds')
+  }
+  return value * 1000
+}
+
+function positiveInteger (value: unknown, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || (value as number) <= 0) fail(option, 'must be a positive integer')
+  return value as number
+}
+
+function optionalFunction<F> (value: unknown, option: string): F | undefined {
+  if (value !== undefined && typeof value !== 'function') fail(option, 'must be a function')
+  return value as F | undefined
+}
+
+function httpUrl (value: unknown, option: string): string {
+  if (typeof value !== 'string') fail(option, 'must be a URL string')
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    fail(option, 'must be an absolute http(s) URL')
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') fail(option, 'must be an absolute http(s) URL')
+  return value
+}
+
+function stringList (value: unknown, option: string): string[] {
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || list.length === 0 || !list.every((item) => typeof item === 'string' && item !== '')) {
+    fail(option, 'must be a non-empty string or a non-empty array of non-empty strings')
+  }
+  return list as string[]
+}
+
+function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings {
+  const { userPoolId, region, clientId, tokenUse = 'id', issuer, jwksUri, jwks } = pool
+  if (typeof userPoolId !== 'string') fail(`${prefix}userPoolId`, 'is required, e.g. "eu-central-1_xYzaq"')
+  const match = POOL_ID.exec(userPoolId)
+  if (match === null) fail(`${prefix}userPoolId`, 'must look like "<region>_<id>", e.g. "eu-central-1_xYzaq"')
+  const poolRegion = match[1]
+  if (region !== undefined && region !== poolRegion) fail(`${prefix}region`, 'does not match the region prefix of userPoolId')
+  if (issuer === undefined && !AWS_REGION.test(poolRegion)) {
+    fail(`${prefix}userPoolId`, 'has no AWS region prefix; set issuer and jwksUri for an emulator')
+  }
+  if (typeof tokenUse !== 'string' || !TOKEN_USES.includes(tokenUse)) fail(`${prefix}tokenUse`, 'must be "id", "access" or "any"')
+  if (clientId === undefined) fail(`${prefix}clientId`, 'is required (the app client id); pass null to accept every app client of the pool')
+  const clientIds = clientId === null ? null : new Set(stringList(clientId, `${prefix}clientId`))
+
+  const cognitoIssuer = `https://cognito-idp.${poolRegion}.amazonaws.com/${userPoolId}`
+  const issuers = issuer === undefined
+    ? [cognitoIssuer, `https://issuer-cognito-idp.${poolRegion}.amazonaws.com/${userPoolId}`]
+    : stringList(issuer, `${prefix}issuer`).map((value) => httpUrl(value, `${prefix}issuer`))
+  if (issuer !== undefined && jwksUri === undefined) fail(`${prefix}jwksUri`, 'is required when issuer is set')
+  if (jwks !== undefined && (!isRecord(jwks) || !Array.isArray(jwks.keys))) fail(`${prefix}jwks`, 'must be a JWKS: { keys: [...] }')
+
+  return {
+    userPoolId,
+    issuers,
+    jwksUri: jwksUri === undefined ? `${cognitoIssuer}/.well-known/jwks.json` : httpUrl(jwksUri, `${prefix}jwksUri`),
+    jwks: jwks as JsonWebKeySet | undefined,
+    tokenUse: tokenUse as TokenUse,
+    clientIds
+  }
+}
+
+function parsePools (options: Record<string, unknown>): PoolSettings[] {
+  const { userPools } = options
+  if (userPools === undefined) return [parsePool(options, '')]
+  const topLevel = POOL_KEYS.filter((key) => options[key] !== undefined)
+  if (topLevel.length > 0) fail('userPools', `cannot be combined with top-level ${topLevel.join(', ')}`)
+  if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array')
+  const pools = userPools.map((pool, i) => {
+    if (!isRecord(pool)) fail(`userPools[${i}]`, 'must be an object')
+    return parsePool(pool, `userPools[${i}].`)
+  })
+  const seen = new Set<string>()
+  for (const pool of pools) {
+    for (const issuer of pool.issuers) {
+      if (seen.has(issuer)) fail('userPools', 'two pools share an issuer; list all app clients of a pool in one entry')
+      seen.add(issuer)
+    }
+  }
+  return pools
+}
+
+export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
+  if (!isRecord(input)) fail('options', 'must be an object with at least userPoolId and clientId')
+  const options = input as Record<string, unknown>
+  const { realm = 'api', jwksCache = {}, tokenCache = {} } = options
+
+  if (typeof realm !== 'string' || !/^[\x20-\x7e]*$/.test(realm) || realm.includes('"') || realm.includes('\\')) {
+    fail('realm', 'must be printable ASCII without quotes or backslashes')
+  }
+  if (!isRecord(jwksCache)) fail('jwksCache', 'must be an object')
+  if (tokenCache !== false && !isRecord(tokenCache)) fail('tokenCache', 'must be an object or false')
+  const { prefetch = true } = jwksCache
+  if (prefetch !== true && prefetch !== false && prefetch !== 'required') fail('jwksCache.prefetch', 'must be true, false or "required"')
+
+  return {
+    pools: parsePools(options),
+    clockToleranceMs: seconds(options.clockTolerance, 'clockTolerance', 0),
+    maxTokenLength: positiveInteger(options.maxTokenLength, 'maxTokenLength', 8192),
+    realm,
+    resolveUser: optionalFunction(options.resolveUser, 'resolveUser'),
+    isRevoked: optionalFunction(options.isRevoked, 'isRevoked'),
+    revocationCacheTtlMs: seconds(options.revocationCacheTtl, 'revocationCacheTtl', 0),
+    extractToken: optionalFunction(options.extractToken, 'extractToken'),
+    jwks: {
+      ttlMs: seconds(jwksCache.ttl, 'jwksCache.ttl', 600, { positive: true }),
+      cooldownMs: seconds(jwksCache.cooldown, 'jwksCache.cooldown', 10),
+      timeoutMs: seconds(jwksCache.timeout, 'jwksCache.timeout', 5, { positive: true }),
+      maxStaleMs: seconds(jwksCache.maxStale, 'jwksCache.maxStale', 86_400),
+      maxBytes: positiveInteger(jwksCache.maxBytes, 'jwksCache.maxBytes', 65_536),
+      prefetch
+    },
+    tokenCacheMax: tokenCache === false ? 0 : positiveInteger(tokenCache.max, 'tokenCache.max', 1000)
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Tokens already verified, so that a token sent again costs a map lookup instead of a signature
+ * check. Bounded in entries (the oldest goes first); an entry is used only while the token has not
+ * expired and the key that verified it is still in the key store. Only successes are kept: a
+ * failure, such as an outage of the JWKS endpoint, is never remembered.
+ */
+import type { CognitoClaims } from '../types'
+
+export interface VerifiedToken {
+  readonly claims: CognitoClaims
+  /** Epoch milliseconds after which the token is expired (clock tolerance included). */
+  readonly expiresAt: number
+  /** The key that verified the token; the entry dies with it. */
+  readonly key: { readonly alive: boolean }
+  /** Until when a "not revoked" answer may be reused (epoch milliseconds); 0 when never asked. */
+  notRevokedUntil: number
+}
+
+export class TokenCache {
+  private readonly entries = new Map<string, VerifiedToken>()
+
+  constructor (private readonly max: number) {}
+
+  get (token: string, nowMs: number): VerifiedToken | undefined {
+    const entry = this.entries.get(token)
+    if (entry === undefined) return undefined
+    if (nowMs < entry.expiresAt && entry.key.alive) return entry
+    this.entries.delete(token)
+    return undefined
+  }
+
+  set (token: string, entry: VerifiedToken): void {
+    if (this.entries.size >= this.max) {
+      // Maps iterate in insertion order: the first key is the oldest entry.
+      this.entries.delete(this.entries.keys().next().value as string)
+    }
+    this.entries.set(token, entry)
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+}

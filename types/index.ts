@@ -1,0 +1,236 @@
+/**
+ * Public types of fastify-cognito-jwt, and the augmentation of Fastify's own types with the
+ * decorators the plugin adds.
+ */
+import type {
+  FastifyReply,
+  FastifyRequest,
+  onRequestHookHandler,
+  preHandlerHookHandler
+} from 'fastify'
+
+/** Claims every token issued by a Cognito user pool carries. */
+export interface CognitoBaseClaims {
+  /** The user's immutable id (a UUID). */
+  sub: string
+  /** `https://cognito-idp.<region>.amazonaws.com/<userPoolId>` (or the `issuer-cognito-idp` form). */
+  iss: string
+  /** Expiry, seconds since the epoch. */
+  exp: number
+  /** Issued at, seconds since the epoch. */
+  iat: number
+  /** When the user authenticated, seconds since the epoch. */
+  auth_time?: number
+  /** Groups of the user; absent when the user is in no group. */
+  'cognito:groups'?: string[]
+  /** IAM roles that come with the groups. */
+  'cognito:roles'?: string[]
+  'cognito:preferred_role'?: string
+  /** The id of this token. */
+  jti?: string
+  /** The id of the authentication that produced this token; shared by the tokens of one sign-in. */
+  origin_jti?: string
+  event_id?: string
+  nbf?: number
+  [claim: string]: unknown
+}
+
+/** Claims of a Cognito ID token: who the user is, for the app client in `aud`. */
+export interface CognitoIdTokenClaims extends CognitoBaseClaims {
+  token_use: 'id'
+  /** The app client id. */
+  aud: string
+  'cognito:username': string
+  email?: string
+  email_verified?: boolean
+  phone_number?: string
+  phone_number_verified?: boolean
+  name?: string
+  given_name?: string
+  family_name?: string
+  /** Federated identities, when the user signed in through an identity provider. */
+  identities?: Array<{
+    userId: string
+    providerName: string
+    providerType: string
+    issuer?: string | null
+    primary: string | boolean
+    dateCreated: string | number
+  }>
+  at_hash?: string
+  nonce?: string
+}
+
+/** Claims of a Cognito access token: what the caller may do. It has no `aud`; `client_id` names the app client. */
+export interface CognitoAccessTokenClaims extends CognitoBaseClaims {
+  token_use: 'access'
+  /** The app client id. */
+  client_id: string
+  username: string
+  /** Space-separated OAuth scopes, e.g. `openid email orders/read`. */
+  scope?: string
+  version?: number
+}
+
+/** The verified claims of either kind of token; narrow on `token_use`. */
+export type CognitoClaims = CognitoIdTokenClaims | CognitoAccessTokenClaims
+
+/** Which tokens a pool accepts. */
+export type TokenUse = 'id' | 'access' | 'any'
+
+/**
+ * The application's user. Augment this interface to give `request.cognitoUser` your own type:
+ *
+ * ```ts
+ * declare module 'fastify-cognito-jwt' {
+ *   interface CognitoUserRegistry { user: { id: number; email: string } }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface CognitoUserRegistry {}
+
+/** The type of `request.cognitoUser`: the registered user type, or the claims when none is registered. */
+export type CognitoUser = CognitoUserRegistry extends { user: infer U } ? U : CognitoClaims
+
+/** A JSON Web Key as published in a JWKS. Only RSA signing keys are used. */
+export interface JsonWebKey {
+  kty: string
+  kid?: string
+  alg?: string
+  use?: string
+  n?: string
+  e?: string
+  [member: string]: unknown
+}
+
+/** A JSON Web Key Set, as served at `<issuer>/.well-known/jwks.json`. */
+export interface JsonWebKeySet {
+  keys: JsonWebKey[]
+}
+
+/** One user pool whose tokens are accepted. */
+export interface CognitoUserPoolOptions {
+  /** The user pool id, e.g. `eu-central-1_xYzaq`. */
+  userPoolId: string
+  /** The AWS region; defaults to the pool id's prefix, and must equal it when given. */
+  region?: string
+  /**
+   * The app client id, or several. `null` skips the check, which accepts the tokens of every app
+   * client of the pool: opt in to that explicitly.
+   */
+  clientId: string | readonly string[] | null
+  /** Which token the pool accepts: `'id'` (the default), `'access'` or `'any'`. */
+  tokenUse?: TokenUse
+  /** Overrides the issuer (for emulators such as cognito-local). It is still matched exactly. */
+  issuer?: string | readonly string[]
+  /** Overrides the JWKS URL; by default derived from the region and the pool id. */
+  jwksUri?: string
+  /** Keys known up front (baked in at deploy time): no fetch is needed until an unknown `kid` arrives. */
+  jwks?: JsonWebKeySet
+}
+
+/** How the keys of a pool are cached. Durations are in seconds. */
+export interface JwksCacheOptions {
+  /** How long fetched keys count as fresh; after that they are refreshed in the background while still served. Default 600. */
+  ttl?: number
+  /** An unknown `kid` refetches the JWKS at most once in this window. Default 10. */
+  cooldown?: number
+  /** Timeout of one JWKS fetch, body included. Default 5. */
+  timeout?: number
+  /** How long past `ttl` keys are still served while the JWKS endpoint fails. Default 86400 (a day). */
+  maxStale?: number
+  /** The largest JWKS body accepted, in bytes. Default 65536. */
+  maxBytes?: number
+  /**
+   * Fetch the keys when the server becomes ready. `true` (the default) logs a warning on failure and
+   * starts anyway; `'required'` makes a failure stop the server from starting; `false` fetches on
+   * the first request instead.
+   */
+  prefetch?: boolean | 'required'
+}
+
+/** The cache of verified tokens. */
+export interface TokenCacheOptions {
+  /** The most tokens kept. Default 1000. */
+  max?: number
+}
+
+/** Where the token comes from: the `Authorization: Bearer` header unless the application says otherwise. */
+export type TokenExtractor = (request: FastifyRequest) => string | undefined | null
+
+export interface CognitoAuthOptions extends Partial<CognitoUserPoolOptions> {
+  /** Several user pools (or app client sets) in one instance, instead of the top-level pool options. */
+  userPools?: readonly CognitoUserPoolOptions[]
+  /** Seconds of leeway for `exp`, `nbf` and `iat`. Default 0. */
+  clockTolerance?: number
+  /** Turns verified claims into the application's user; `null`/`undefined` means no such user (401). */
+  resolveUser?: (claims: CognitoClaims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
+  /** Says whether a verified token was revoked (e.g. after GlobalSignOut); `true` answers 401. */
+  isRevoked?: (claims: CognitoClaims, request: FastifyRequest) => boolean | Promise<boolean>
+  /** Seconds an `isRevoked` answer is reused for the same token. Default 0: asked on every request. */
+  revocationCacheTtl?: number
+  /** Reads the token from somewhere else than the `Authorization` header. */
+  extractToken?: TokenExtractor
+  /** The realm in `WWW-Authenticate`. Default `'api'`. */
+  realm?: string
+  /** The longest token accepted, in characters. Default 8192. */
+  maxTokenLength?: number
+  jwksCache?: JwksCacheOptions
+  /** The cache of verified tokens; `false` turns it off. */
+  tokenCache?: TokenCacheOptions | false
+}
+
+/** How `requireGroups`/`requireScopes` combine several names: any one of them (the default), or all. */
+export interface RequirementOptions {
+  match?: 'any' | 'all'
+}
+
+/** What a route declares in `config.cognito`. */
+export interface CognitoRouteConfig extends RequirementOptions {
+  groups?: string | readonly string[]
+  scopes?: string | readonly string[]
+  /** Let anonymous requests through (an invalid token is still refused). */
+  optional?: boolean
+}
+
+/** A hook usable as `onRequest` or `preHandler`, with a callback or awaited. */
+export type CognitoHook = onRequestHookHandler &
+  preHandlerHookHandler &
+  ((request: FastifyRequest, reply: FastifyReply) => Promise<void>)
+
+/** Counters of one key store, for health checks. */
+export interface KeyStoreStats {
+  jwksUri: string
+  keys: number
+  fetches: number
+  failures: number
+  /** Epoch milliseconds of the last successful fetch, or null. */
+  lastSuccess: number | null
+  /** Epoch milliseconds of the last failed fetch, or null. */
+  lastFailure: number | null
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Authenticates the request or answers 4xx/503. */
+    authenticate: CognitoHook
+    /** Authenticates when a token is present; lets requests without one through with null user. */
+    authenticateOptional: CognitoHook
+    /** Requires one (or all, with `{ match: 'all' }`) of the groups in `cognito:groups`. */
+    requireGroups: (groups: string | readonly string[], options?: RequirementOptions) => CognitoHook
+    /** Requires one (or all) of the OAuth scopes in the access token's `scope`. */
+    requireScopes: (scopes: string | readonly string[], options?: RequirementOptions) => CognitoHook
+    /** The state of each pool's key store. */
+    cognitoKeyStores: () => KeyStoreStats[]
+  }
+  interface FastifyRequest {
+    /** The verified claims; null until authenticated. */
+    cognitoClaims: CognitoClaims | null
+    /** The application's user (or the claims without `resolveUser`); null until authenticated. */
+    cognitoUser: CognitoUser | null
+  }
+  interface FastifyContextConfig {
+    cognito?: CognitoRouteConfig
+  }
+}
