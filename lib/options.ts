@@ -12,6 +12,7 @@ import type {
   TokenUse
 } from '../types'
 import { InvalidOptionError } from './errors'
+import { parseJwks } from './jwk'
 
 export interface PoolSettings {
   userPoolId: string
@@ -117,7 +118,14 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
     ? [cognitoIssuer, `https://issuer-cognito-idp.${poolRegion}.amazonaws.com/${userPoolId}`]
     : stringList(issuer, `${prefix}issuer`).map((value) => httpUrl(value, `${prefix}issuer`))
   if (issuer !== undefined && jwksUri === undefined) fail(`${prefix}jwksUri`, 'is required when issuer is set')
-  if (jwks !== undefined && (!isRecord(jwks) || !Array.isArray(jwks.keys))) fail(`${prefix}jwks`, 'must be a JWKS: { keys: [...] }')
+  if (jwks !== undefined) {
+    // Parsed here too, so that keys the plugin cannot use fail register with the option's name.
+    try {
+      parseJwks(jwks)
+    } catch {
+      fail(`${prefix}jwks`, 'must be a JWKS, { keys: [...] }, with at least one RSA signing key of 2048 bits or more')
+    }
+  }
 
   return {
     userPoolId,

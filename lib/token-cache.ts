@@ -11,7 +11,9 @@ export interface VerifiedToken {
   /** Epoch milliseconds after which the token is expired (clock tolerance included). */
   readonly expiresAt: number
   /** The key that verified the token; the entry dies with it. */
-  readonly key: { readonly alive: boolean }
+  readonly key: { readonly kid: string, readonly alive: boolean }
+  /** The key store the key came from. */
+  readonly keys: { get: (kid: string) => unknown }
   /** Until when a "not revoked" answer may be reused (epoch milliseconds); 0 when never asked. */
   notRevokedUntil: number
 }
@@ -24,7 +26,12 @@ export class TokenCache {
   get (token: string, nowMs: number): VerifiedToken | undefined {
     const entry = this.entries.get(token)
     if (entry === undefined) return undefined
-    if (nowMs < entry.expiresAt && entry.key.alive) return entry
+    if (nowMs < entry.expiresAt) {
+      // Looked up as an uncached token's key would be: the store's upkeep (a refresh once the TTL
+      // has passed, the keys dropped once too stale) must not stop because tokens come from here.
+      entry.keys.get(entry.key.kid)
+      if (entry.key.alive) return entry
+    }
     this.entries.delete(token)
     return undefined
   }
@@ -35,9 +42,5 @@ export class TokenCache {
       this.entries.delete(this.entries.keys().next().value as string)
     }
     this.entries.set(token, entry)
-  }
-
-  get size (): number {
-    return this.entries.size
   }
 }

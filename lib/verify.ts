@@ -121,6 +121,7 @@ export class CognitoVerifier {
       claims: asCognitoClaims(claims),
       expiresAt: (claims.exp as number) * 1000 + this.toleranceMs,
       key,
+      keys: pool.store,
       notRevokedUntil: 0
     }
     this.cache?.set(token, verified)
