@@ -1,0 +1,62 @@
+/**
+ * An example API protected by fastify-cognito-jwt:
+ *   GET /        public
+ *   GET /me      any signed-in user (ID or access token): their row in the app's user store
+ *   GET /admin   users in the Cognito group `admin`
+ *   GET /orders  access tokens granted the OAuth scope `orders/read`
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+// This example imports the plugin's source so it runs without a build; an application writes
+// `import cognitoAuth, { type CognitoAuthOptions } from 'fastify-cognito-jwt'`.
+import cognitoAuth, { type CognitoAuthOptions } from '../index'
+import type { User, UserStore } from './users'
+
+// Tells TypeScript what `resolveUser` returns, so `request.cognitoUser` is a `User` everywhere.
+// An application names the package here: `declare module 'fastify-cognito-jwt'`.
+declare module '../index' {
+  interface CognitoUserRegistry {
+    user: User
+  }
+}
+
+export interface AppOptions {
+  /** Which user pool and app client to trust: `userPoolId`, `clientId`, and optionally `issuer`/`jwksUri`. */
+  cognito: CognitoAuthOptions
+  /** Where users are kept; the caller opens and closes it. */
+  users: UserStore
+  logger?: FastifyServerOptions['logger']
+}
+
+export function buildApp ({ cognito, users, logger = false }: AppOptions): FastifyInstance {
+  const app = Fastify({ logger })
+
+  app.register(cognitoAuth, {
+    ...cognito,
+    // Both kinds of Cognito token are accepted: ID tokens say who the user is, access tokens
+    // also carry the OAuth scopes that /orders asks for.
+    tokenUse: 'any',
+    // Runs once the token is verified; its result becomes `request.cognitoUser`.
+    resolveUser: (claims) => users.findOrCreate(claims)
+  })
+
+  // The routes are a plugin of their own, loaded once cognitoAuth is: `api.authenticate` and the
+  // other decorators exist by then (and if the plugin's options are wrong, startup fails first).
+  app.register(async function routes (api) {
+    api.get('/', async () => ({ hello: 'world', signIn: 'send a Cognito token to /me' }))
+
+    api.get('/me', { onRequest: [api.authenticate] }, async (request) => request.cognitoUser)
+
+    api.get('/admin', { onRequest: [api.authenticate, api.requireGroups('admin')] }, async () => ({
+      users: users.count()
+    }))
+
+    // The same needs, declared in the route's config instead of hooks. An ID token has no
+    // `scope` claim, so it gets 403 here.
+    api.get('/orders', { config: { cognito: { scopes: ['orders/read'] } } }, async (request) => {
+      const user = request.cognitoUser as User // never null here: the route requires a token
+      return { owner: user.id, orders: [{ id: 1, item: 'coffee beans', quantity: 2 }] }
+    })
+  })
+
+  return app
+}
