@@ -27,8 +27,15 @@ export interface TokenOptions {
   signingKey?: KeyObject
 }
 
-/** Claims overrides: `undefined` removes a claim. */
-export type ClaimOverrides<T> = { [K in keyof T]?: T[K] | undefined } & Record<string, unknown>
+/** The named claims of T, without its index signature. */
+type KnownClaims<T> = keyof { [K in keyof T as string extends K ? never : number extends K ? never : K]: true }
+
+/**
+ * Claims to set or replace, and (set to `undefined`) to remove. Any claim may take any value, so
+ * that tests can mint the tokens a verifier must refuse (`token_use: 'refresh'`, `exp: 'soon'`);
+ * the named claims are listed only for the editor's completion.
+ */
+export type ClaimOverrides<T> = { [K in KnownClaims<T>]?: unknown } & Record<string, unknown>
 
 interface SigningKey {
   kid: string
@@ -41,6 +48,9 @@ function newSigningKey (kid: string = randomUUID()): SigningKey {
   const { n, e } = publicKey.export({ format: 'jwk' })
   return { kid, privateKey, jwk: { kty: 'RSA', kid, alg: 'RS256', use: 'sig', n, e } }
 }
+
+// The pool ids from which the plugin derives issuer and JWKS URI on its own (`<aws-region>_<id>`).
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/
 
 function base64url (value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url')
@@ -87,11 +97,17 @@ export class LocalIssuer {
   }
 
   /**
-   * Options for the plugin. Without a server the keys are handed over in `jwks` (no network at
-   * all); after `listen()` they are fetched from `jwksUri`.
+   * Options for the plugin. Without a server the keys are handed over in `jwks`; after `listen()`
+   * they are fetched from `jwksUri`. Handed over, they are the keys of the moment: a token with
+   * another `kid` (after `rotate()`, or a `kid` override) makes the plugin fetch the pool's JWKS
+   * from Cognito, so tests of unknown keys and rotations `listen()` first. An issuer the plugin
+   * cannot derive from the pool id is passed on, and then the plugin needs `jwksUri` too.
    */
   pluginOptions (): { userPoolId: string, clientId: string, issuer?: string, jwksUri?: string, jwks?: JsonWebKeySet } {
-    const custom = this.issuer !== `https://cognito-idp.${this.region}.amazonaws.com/${this.userPoolId}`
+    const custom = this.issuer !== `https://cognito-idp.${this.region}.amazonaws.com/${this.userPoolId}` || !AWS_REGION.test(this.region)
+    if (custom && this.url === undefined) {
+      throw new Error('LocalIssuer: call listen() before pluginOptions(): with the issuer set, the plugin needs jwksUri')
+    }
     return {
       userPoolId: this.userPoolId,
       clientId: this.clientId,
@@ -102,6 +118,8 @@ export class LocalIssuer {
 
   /** Serves the JWKS at `http://127.0.0.1:<port>/<userPoolId>/.well-known/jwks.json`. */
   async listen (port = 0): Promise<string> {
+    // A second server would replace the first one, which close() then could not stop.
+    if (this.server !== undefined) throw new Error(`LocalIssuer: already listening at ${this.jwksUri}`)
     const server = createServer((request, response) => {
       if (request.url === `/${this.userPoolId}/.well-known/jwks.json`) {
         response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.jwks))
@@ -109,7 +127,13 @@ export class LocalIssuer {
         response.writeHead(404).end()
       }
     })
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject) // e.g. the port is taken
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
     this.server = server
     this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${this.userPoolId}/.well-known/jwks.json`
     return this.url
@@ -119,6 +143,7 @@ export class LocalIssuer {
     const server = this.server
     if (server === undefined) return
     this.server = undefined
+    this.url = undefined // pluginOptions() hands over the keys again, jwksUri throws again
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 

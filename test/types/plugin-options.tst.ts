@@ -1,0 +1,102 @@
+/**
+ * The plugin's options, as `app.register` checks them. Each refusal sits next to the same call
+ * with a good value, so that it fails for the option named and nothing else.
+ */
+import fastify, { type FastifyPluginAsync, type FastifyRequest } from 'fastify'
+import { describe, expect, test } from 'tstyche'
+import cognitoAuth, { cognitoAuth as named, type CognitoAuthOptions, type CognitoClaims } from '../../index'
+
+const app = fastify()
+const pool = { userPoolId: 'eu-central-1_xYzaq', clientId: 'client' }
+
+test('the default export and the named export are the same plugin', () => {
+  expect(named).type.toBe(cognitoAuth)
+  expect(cognitoAuth).type.toBeAssignableTo<FastifyPluginAsync<CognitoAuthOptions>>()
+})
+
+describe('app.register', () => {
+  test('takes a pool and its app client', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, pool)
+    expect(app.register).type.toBeCallableWith(named, pool)
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, clientId: ['web', 'mobile'] })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, clientId: null })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, clientId: 5 })
+  })
+
+  test('takes the register options of Fastify along', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, prefix: '/api' })
+  })
+
+  test('leaves a missing clientId to the check at register', () => {
+    // Every pool option is optional in the type, because `userPools` may name the pools instead;
+    // register then fails with InvalidOptionError.
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPoolId: pool.userPoolId })
+  })
+
+  test('tokenUse is id, access or any', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'id' })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'access' })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'any' })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'refresh' })
+  })
+
+  test('durations are numbers of seconds', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, clockTolerance: 5, revocationCacheTtl: 30 })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, clockTolerance: '5s' })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, jwksCache: { ttl: 600, cooldown: 10, timeout: 5, maxStale: 86400, maxBytes: 65536 } })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, jwksCache: { ttl: '10m' } })
+  })
+
+  test('jwksCache.prefetch is a boolean or required', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, jwksCache: { prefetch: false } })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, jwksCache: { prefetch: 'required' } })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, jwksCache: { prefetch: 'always' } })
+  })
+
+  test('tokenCache is options or false', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, tokenCache: false })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, tokenCache: { max: 10 } })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, tokenCache: true })
+  })
+
+  test('issuer, jwksUri and jwks for emulators and baked-in keys', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, {
+      ...pool,
+      issuer: ['http://127.0.0.1:9229/local_x', 'http://localhost:9229/local_x'],
+      jwksUri: 'http://127.0.0.1:9229/local_x/.well-known/jwks.json',
+      jwks: { keys: [{ kty: 'RSA', kid: 'k1', alg: 'RS256', use: 'sig', n: 'AQAB', e: 'AQAB' }] }
+    })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, jwks: [{ kty: 'RSA' }] })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, jwks: { keys: [{ kid: 'k1' }] } })
+  })
+
+  test('several pools, each with its app clients', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, {
+      userPools: [pool, { userPoolId: 'us-east-1_AbCdEf123', clientId: 'other', tokenUse: 'access' }]
+    })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: [{ userPoolId: 'us-east-1_AbCdEf123' }] })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: [{ ...pool, tokenUse: 'refresh' }] })
+  })
+
+  test('the hooks into the application are functions of the claims and the request', () => {
+    const isRevoked = async (claims: CognitoClaims, request: FastifyRequest): Promise<boolean> => claims.jti === request.id
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, isRevoked })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, isRevoked: (claims: CognitoClaims) => claims.sub === 'gone' })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, isRevoked: (claims: CognitoClaims) => claims.sub })
+
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, extractToken: (request: FastifyRequest) => request.headers['x-token'] as string | undefined })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, extractToken: () => null })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, extractToken: () => 42 })
+
+    // Without a registered user type, the user is the claims themselves.
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, resolveUser: (claims: CognitoClaims) => claims })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, resolveUser: async (claims: CognitoClaims) => claims.sub === 'gone' ? null : claims })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, resolveUser: () => 'alice' })
+  })
+
+  test('the remaining options', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, realm: 'orders', maxTokenLength: 4096 })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, realm: ['orders'] })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, maxTokenLength: '4k' })
+  })
+})
