@@ -27,7 +27,13 @@ export function checkCognitoClaims (rules: ClaimRules, claims: Record<string, un
   return undefined
 }
 
-/** Narrows claims that passed the checks above. */
+/**
+ * Narrows claims that passed the checks above, frozen: a cached token hands the same claims to
+ * every request that sends it, so one handler must not be able to change what the next one sees.
+ */
 export function asCognitoClaims (claims: Record<string, unknown>): CognitoClaims {
-  return claims as unknown as CognitoClaims
+  for (const value of Object.values(claims)) {
+    if (typeof value === 'object' && value !== null) Object.freeze(value)
+  }
+  return Object.freeze(claims) as unknown as CognitoClaims
 }

@@ -610,6 +610,23 @@ t.test('the token cache', async (t) => {
     t.equal(seen[0], seen[1], 'the second request got the claims of the first verification')
   })
 
+  t.test('the claims are frozen, so that a handler cannot change what the next request sees', async (t) => {
+    const app = await buildApp(t, options)
+    app.get('/mutate', { onRequest: app.authenticate }, async (request) => {
+      const claims = request.cognitoClaims as Record<string, unknown>
+      t.throws(() => { claims.sub = 'someone-else' }, TypeError)
+      t.throws(() => { (claims['cognito:groups'] as string[]).push('admin') }, TypeError)
+      return claims
+    })
+    const token = issuer.idToken({ sub: 'frozen-user', 'cognito:groups': ['users'] })
+    for (let i = 0; i < 2; i++) {
+      const res = await get(app, token, '/mutate')
+      accepted(t, res)
+      t.equal(res.json().sub, 'frozen-user')
+      t.same(res.json()['cognito:groups'], ['users'])
+    }
+  })
+
   t.test('tokenCache false verifies every time', async (t) => {
     const { app, seen } = await recordingApp(t, { tokenCache: false })
     const token = issuer.idToken()
