@@ -7,7 +7,7 @@
  * no promise at all; called without `done` (e.g. awaited by hand) it returns a promise.
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { CognitoHook } from '../types'
+import type { CognitoClaims, CognitoHook, CognitoUser } from '../types'
 import { buildChallenge, kReason, NoTokenError, TokenRevokedError, UserNotFoundError, type CognitoAuthError } from './errors'
 import { extractFromHeader, type Extracted } from './extract'
 import type { Settings } from './options'
@@ -40,17 +40,29 @@ export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, d
   } as CognitoHook
 }
 
+/**
+ * Without `resolveUser` the user is the claims. An application that registers its own user type
+ * (CognitoUserRegistry) also passes `resolveUser`, so this cast only widens what types can prove.
+ */
+function claimsAsUser (claims: CognitoClaims): CognitoUser {
+  return claims as unknown as CognitoUser
+}
+
 export function createAuthenticate ({ settings, verifier }: AuthenticateContext, optional: boolean): CognitoHook {
   const { realm, resolveUser, isRevoked, revocationCacheTtlMs, extractToken } = settings
   const extract: (request: FastifyRequest) => Extracted = extractToken === undefined
     ? extractFromHeader
-    : (request) => extractToken(request) || new NoTokenError()
+    : (request) => {
+        const token: unknown = extractToken(request)
+        // Anything but a non-empty string (undefined, null, '', a header's string[]) is no token.
+        return typeof token === 'string' && token !== '' ? token : new NoTokenError()
+      }
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
   function accept (request: FastifyRequest, reply: FastifyReply, verified: VerifiedToken, done: Done): void {
     if (!needsMore) {
       request.cognitoClaims = verified.claims
-      request.cognitoUser = verified.claims
+      request.cognitoUser = claimsAsUser(verified.claims)
       done()
       return
     }
@@ -66,7 +78,7 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
       if (await isRevoked(claims, request)) throw new TokenRevokedError()
       if (revocationCacheTtlMs > 0) verified.notRevokedUntil = Date.now() + revocationCacheTtlMs
     }
-    const user = resolveUser === undefined ? claims : await resolveUser(claims, request)
+    const user = resolveUser === undefined ? claimsAsUser(claims) : await resolveUser(claims, request)
     if (user === null || user === undefined) throw new UserNotFoundError()
     request.cognitoClaims = claims
     request.cognitoUser = user

@@ -10,15 +10,33 @@ import { awaitable, refuseRequest } from './authenticate'
 
 type Held = (claims: CognitoClaims) => readonly string[]
 
-function names (value: unknown, option: string): string[] {
+type Kind = 'groups' | 'scopes'
+
+// Scopes go into the `WWW-Authenticate` challenge, so they keep to RFC 6749's scope-token
+// characters. Groups never leave the server: they follow Cognito's own rule for group names
+// (letters, marks, symbols, digits, punctuation of any script, no whitespace).
+const validName: Record<Kind, RegExp> = {
+  scopes: /^[\x21\x23-\x5b\x5d-\x7e]+$/,
+  groups: /^[\p{L}\p{M}\p{S}\p{N}\p{P}]+$/u
+}
+const nameRule: Record<Kind, string> = {
+  scopes: 'must be a scope or a non-empty array of scopes, without spaces, quotes or backslashes',
+  groups: 'must be a group name or a non-empty array of group names, without spaces'
+}
+
+function names (value: unknown, kind: Kind): string[] {
   const list = typeof value === 'string' ? [value] : value
-  if (!Array.isArray(list) || list.length === 0 || !list.every((name) => typeof name === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(name))) {
-    throw new InvalidOptionError(option, 'must be a name or a non-empty array of names, without spaces, quotes or backslashes')
+  if (!Array.isArray(list) || list.length === 0 || !list.every((name) => typeof name === 'string' && validName[kind].test(name))) {
+    throw new InvalidOptionError(kind, nameRule[kind])
   }
   return list as string[]
 }
 
 function matchMode (options: RequirementOptions | undefined, option: string): 'any' | 'all' {
+  // A bare string (`requireGroups(['a', 'b'], 'all')`) would otherwise silently mean "any".
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidOptionError(option, 'must be an object such as { match: "all" }')
+  }
   const match = options?.match ?? 'any'
   if (match !== 'any' && match !== 'all') throw new InvalidOptionError(option, 'match must be "any" or "all"')
   return match
@@ -34,7 +52,7 @@ const scopesOf: Held = (claims) => {
   return typeof scope === 'string' ? scope.split(' ') : []
 }
 
-function requirement (kind: 'groups' | 'scopes', held: Held, realm: string, required: unknown, options: RequirementOptions | undefined): CognitoHook {
+function requirement (kind: Kind, held: Held, realm: string, required: unknown, options: RequirementOptions | undefined): CognitoHook {
   const wanted = names(required, kind)
   const match = matchMode(options, `${kind} options`)
   // A challenge names missing scopes (RFC 6750 §3); groups are not OAuth scopes and stay unnamed.
