@@ -4,7 +4,7 @@
  * lacks the group or scope a 403 with RFC 6750's `insufficient_scope`.
  */
 import type { FastifyRequest } from 'fastify'
-import type { CognitoClaims, CognitoHook, RequirementOptions } from '../types'
+import type { CognitoClaims, CognitoHook, CognitoRouteConfig, RequirementOptions } from '../types'
 import { ForbiddenError, InvalidOptionError, NoTokenError, withReason } from './errors'
 import { awaitable, refuseRequest } from './authenticate'
 
@@ -78,4 +78,18 @@ export function createRequirements (realm: string): {
     requireGroups: (groups, options) => requirement('groups', groupsOf, realm, groups, options),
     requireScopes: (scopes, options) => requirement('scopes', scopesOf, realm, scopes, options)
   }
+}
+
+const ROUTE_NEEDS = ['groups', 'scopes', 'match', 'optional']
+
+/** A typo in `config.cognito` (`group`, `optional: 'yes'`) must fail at startup, not loosen the route. */
+export function checkRouteNeeds (needs: unknown): void {
+  if (typeof needs !== 'object' || needs === null || Array.isArray(needs)) {
+    throw new InvalidOptionError('config.cognito', 'must be an object such as { groups: ["admin"] }')
+  }
+  const unknown = Object.keys(needs).filter((key) => !ROUTE_NEEDS.includes(key))
+  if (unknown.length > 0) throw new InvalidOptionError('config.cognito', `has unknown ${unknown.join(', ')}; expected ${ROUTE_NEEDS.join(', ')}`)
+  const { match, optional } = needs as CognitoRouteConfig
+  if (match !== undefined && match !== 'any' && match !== 'all') throw new InvalidOptionError('config.cognito', 'match must be "any" or "all"')
+  if (optional !== undefined && typeof optional !== 'boolean') throw new InvalidOptionError('config.cognito', 'optional must be a boolean')
 }

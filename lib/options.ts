@@ -169,6 +169,10 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
   if (tokenCache !== false && !isRecord(tokenCache)) fail('tokenCache', 'must be an object or false')
   const { prefetch = true } = jwksCache
   if (prefetch !== true && prefetch !== false && prefetch !== 'required') fail('jwksCache.prefetch', 'must be true, false or "required"')
+  // A "not revoked" answer is kept on the token's cache entry: without the cache it has nowhere to live.
+  if (tokenCache === false && options.revocationCacheTtl !== undefined && options.revocationCacheTtl !== 0) {
+    fail('revocationCacheTtl', 'needs the token cache; remove tokenCache: false or the TTL')
+  }
 
   return {
     pools: parsePools(options),

@@ -3,7 +3,7 @@
  *   1. a size cap, before anything is decoded;
  *   2. the cache of tokens already verified;
  *   3. the header: RS256 and a `kid`, whatever else it says (`jku`, `x5u`, `jwk` are ignored);
- *   4. the pool, by exact issuer (only when several pools are configured);
+ *   4. the pool, by exact issuer (with one pool, checked here only before a `kid` lookup that may fetch);
  *   5. the key, by `kid`: synchronous when known, a JWKS fetch when not;
  *   6. fast-jwt, with a verifier bound to that one key: signature, `iss`, `exp`, `nbf`;
  *   7. the Cognito rules: `iat`, `token_use`, `aud`/`client_id`.
@@ -88,18 +88,20 @@ export class CognitoVerifier {
     const kid = header.kid
     if (typeof kid !== 'string' || kid === '') throw refuse('kid header missing')
 
-    const pool = this.poolOf(token, firstDot)
+    const single = this.pools.length === 1
+    const pool = single ? this.pools[0] : this.poolOf(token, firstDot)
     const key = pool.store.get(kid)
     if (key !== undefined) return this.check(pool, key, token)
+    // An unknown kid may cost a JWKS fetch: only a token that claims this pool's issuer may cause one.
+    if (single) this.poolOf(token, firstDot)
     return pool.store.find(kid).then((found) => {
       if (found === undefined) throw refuse('kid is not a key of the JWKS')
       return this.check(pool, found, token)
     })
   }
 
+  /** The pool whose issuer the (still unverified) token names; its key then verifies everything. */
   private poolOf (token: string, firstDot: number): Pool {
-    if (this.pools.length === 1) return this.pools[0]
-    // Several pools: the unverified issuer only picks the pool; its key then verifies everything.
     const payload = parseSegment(token, firstDot + 1, token.indexOf('.', firstDot + 1))
     const pool = typeof payload?.iss === 'string' ? this.byIssuer.get(payload.iss) : undefined
     if (pool === undefined) throw refuse('issuer is not a configured pool')

@@ -166,7 +166,7 @@ t.test('registering the plugin twice in one scope fails at startup', async (t) =
   t.teardown(() => app.close())
   app.register(cognitoAuth, issuer.pluginOptions())
   app.register(cognitoAuth, issuer.pluginOptions())
-  await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_DEC_ALREADY_PRESENT', message: /cognitoClaims/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_COGNITO_INVALID_OPTION', message: /Invalid option register: .*already registered.*userPools/ })
 })
 
 t.test('registering the plugin again in a child scope fails at startup too', async (t) => {
@@ -177,5 +177,5 @@ t.test('registering the plugin again in a child scope fails at startup too', asy
   app.register(async (child) => {
     await child.register(cognitoAuth, new LocalIssuer({ userPoolId: 'eu-west-1_Child' }).pluginOptions())
   })
-  await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_DEC_ALREADY_PRESENT', message: /cognitoClaims/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_COGNITO_INVALID_OPTION', message: /Invalid option register: .*already registered.*userPools/ })
 })

@@ -113,6 +113,7 @@ const invalid: Array<[string, unknown, string]> = [
   ['jwksCache.maxBytes fractional', { ...valid, jwksCache: { maxBytes: 1.5 } }, 'jwksCache.maxBytes'],
 
   ['revocationCacheTtl negative', { ...valid, revocationCacheTtl: -1 }, 'revocationCacheTtl'],
+  ['revocationCacheTtl without the token cache', { ...valid, revocationCacheTtl: 5, tokenCache: false }, 'revocationCacheTtl'],
 
   ['tokenCache a string', { ...valid, tokenCache: 'x' }, 'tokenCache'],
   ['tokenCache true', { ...valid, tokenCache: true }, 'tokenCache'],
@@ -169,7 +170,7 @@ t.test('valid configurations register', async (t) => {
   await registers(t, { ...valid, clientId: ['web', 'mobile'] }, 'several client ids')
   await registers(t, { ...valid, region: 'eu-central-1' }, 'region matching the pool id')
   await registers(t, { ...valid, userPoolId: 'us-gov-west-1_AbCdEf123' }, 'a GovCloud pool')
-  await registers(t, { ...valid, tokenUse: 'any', tokenCache: false, clockTolerance: 0, realm: '' }, 'zeros and off switches')
+  await registers(t, { ...valid, tokenUse: 'any', tokenCache: false, revocationCacheTtl: 0, clockTolerance: 0, realm: '' }, 'zeros and off switches')
   await registers(t, { ...valid, jwksCache: { ttl: 1, cooldown: 0, timeout: 0.5, maxStale: 0, maxBytes: 1, prefetch: false } }, 'every jwksCache member')
   await registers(t, { ...valid, jwks: { keys: [{ ...rsa1024, kid: 'short' }, ...issuer.jwks.keys] } }, 'a JWKS with one unusable key among usable ones')
   await registers(t, {

@@ -127,3 +127,18 @@ t.test('a token of pool A with pool B\'s kid: pool A\'s JWKS is asked, then 401'
 function claimsOf (token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>
 }
+
+t.test('one pool: a token of another issuer with an unknown kid causes no key fetch', async (t) => {
+  const issuer = new LocalIssuer()
+  await issuer.listen()
+  const options = { ...issuer.pluginOptions(), jwks: issuer.jwks }
+  await issuer.close() // the JWKS endpoint is down: a fetch would turn the answer into a 503
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(cognitoAuth, options)
+  app.get('/me', { onRequest: app.authenticate }, async () => 'ok')
+  const stranger = new LocalIssuer({ userPoolId: 'eu-west-1_Stranger', clientId: issuer.clientId })
+  invalid(t, await me(app, stranger.idToken()), 'stranger')
+  t.equal(app.cognitoKeyStores()[0].fetches, 0, 'no fetch')
+  t.equal((await me(app, issuer.idToken())).statusCode, 200, 'the pool\'s own tokens still pass')
+})
