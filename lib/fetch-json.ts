@@ -1,6 +1,6 @@
 /**
- * One bounded HTTP GET of a JSON document: its own timeout per call (a shared AbortSignal would
- * stay aborted after the first timeout), a cap on the body, no redirects.
+ * One bounded HTTP GET of a JSON document: its own timeout per call, body included (a shared
+ * AbortSignal would stay aborted after the first timeout), a cap on the body, no redirects.
  */
 
 export class FetchError extends Error {
@@ -18,11 +18,10 @@ export interface FetchJsonOptions {
 }
 
 export async function fetchJson (url: string, { timeoutMs, maxBytes, signal }: FetchJsonOptions): Promise<{ status: number, body: unknown }> {
-  const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(new FetchError(`timed out after ${timeoutMs} ms`)), timeoutMs)
+  const timeout = AbortSignal.timeout(timeoutMs)
   try {
     const response = await fetch(url, {
-      signal: AbortSignal.any([controller.signal, signal]),
+      signal: AbortSignal.any([timeout, signal]),
       redirect: 'error',
       headers: { accept: 'application/json' }
     })
@@ -37,9 +36,8 @@ export async function fetchJson (url: string, { timeoutMs, maxBytes, signal }: F
       throw new FetchError('the body is not JSON', response.status)
     }
   } catch (err) {
-    throw controller.signal.aborted ? controller.signal.reason : err
-  } finally {
-    clearTimeout(timer)
+    // A timeout says so, rather than with the bare abort error.
+    throw timeout.aborted ? new FetchError(`timed out after ${timeoutMs} ms`) : err
   }
 }
 

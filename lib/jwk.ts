@@ -20,6 +20,12 @@ export interface ParsedKeySet {
 /** RSA keys shorter than this are refused, as NIST and AWS do. */
 const MIN_MODULUS_BITS = 2048
 
+/** What Node always reports for an RSA key. */
+interface RsaKeyDetails {
+  modulusLength: number
+  publicExponent: bigint
+}
+
 function isObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -46,13 +52,12 @@ function toRsaSigningKey (jwk: unknown): ParsedKey | undefined {
   if (typeof n !== 'string' || typeof e !== 'string') return undefined
   if (use !== undefined && use !== 'sig') return undefined
   if (alg !== undefined && alg !== 'RS256') return undefined
-  try {
-    // Only the public members are handed on: whatever else the JWK carries is ignored.
-    const key = createPublicKey({ key: { kty, n, e }, format: 'jwk' })
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
-    if (bits < MIN_MODULUS_BITS) return undefined
-    return { kid, material: `${n}.${e}`, pem: key.export({ type: 'spki', format: 'pem' }) as string }
-  } catch {
-    return undefined
-  }
+  // Only the public members are handed on: whatever else the JWK carries (`d`...) is ignored.
+  // Node reads any string as base64url, so a malformed key shows as a wrong size or exponent.
+  const key = createPublicKey({ key: { kty, n, e }, format: 'jwk' })
+  const { modulusLength, publicExponent } = key.asymmetricKeyDetails as RsaKeyDetails
+  if (modulusLength < MIN_MODULUS_BITS) return undefined
+  // An even exponent cannot be RSA's; with 1, any "signature" made of the padded hash verifies.
+  if (publicExponent < 3n || publicExponent % 2n === 0n) return undefined
+  return { kid, material: `${n}.${e}`, pem: key.export({ type: 'spki', format: 'pem' }) as string }
 }

@@ -8,7 +8,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { JsonWebKeySet, KeyStoreStats } from '../types'
-import { fetchJson } from './fetch-json'
+import { fetchJson, type FetchError } from './fetch-json'
 import { parseJwks, type ParsedKeySet } from './jwk'
 import { JwksUnavailableError } from './errors'
 
@@ -60,22 +60,26 @@ export class KeyStore<V> {
 
   /** The key with this `kid`, if it is known and may be used. Never waits. */
   get (kid: string): StoredKey<V> | undefined {
-    if (Date.now() >= this.refreshAt) this.maintain()
+    this.maintain()
     return this.keys.get(kid)
   }
 
   /**
    * The key with this `kid`, fetching the JWKS if the cooldown allows. Resolves `undefined` when
-   * the JWKS is known and has no such key; rejects with JwksUnavailableError when the keys cannot
-   * be had, so that a key we cannot check is not called invalid.
+   * the JWKS is known and has no such key; rejects with JwksUnavailableError while the last fetch
+   * failed, so that a key we cannot check is not called invalid.
    */
   async find (kid: string): Promise<StoredKey<V> | undefined> {
+    const known = this.get(kid)
+    if (known !== undefined) return known
     if (this.inflight !== undefined || Date.now() >= this.nextFetchAt) {
       await this.refresh().catch(noop)
+      const fetched = this.get(kid)
+      if (fetched !== undefined) return fetched
     }
-    const key = this.get(kid)
-    if (key !== undefined) return key
-    if (this.keys.size === 0 || this.failuresInRow > 0) throw new JwksUnavailableError()
+    // No keys at all without a failure cannot happen here: they are missing only before the
+    // first fetch (which `get` starts) or once expired (when `maintain` starts one at once).
+    if (this.failuresInRow > 0) throw new JwksUnavailableError()
     return undefined
   }
 
@@ -94,23 +98,32 @@ export class KeyStore<V> {
     return { jwksUri: this.options.jwksUri, keys: this.keys.size, ...this.counters }
   }
 
-  /** The keys' TTL has passed: refresh in the background, and stop serving them once too stale. */
+  /**
+   * Past the TTL: refresh in the background, and stop serving the keys once too stale. The TTL
+   * refresh waits out the backoff after a failure, not the unknown-`kid` cooldown after a success:
+   * keys allowed to expire before the cooldown ends (a short `maxStale`) would be left unrefreshed.
+   */
   private maintain (): void {
     const now = Date.now()
+    if (now < this.refreshAt) return
     if (now >= this.expireAt && this.keys.size > 0) {
       this.options.log.error({ jwksUri: this.options.jwksUri }, 'cognito: JWKS keys expired without a successful refresh; refusing tokens until one succeeds')
-      this.replace({ keys: new Map(), skipped: 0 })
+      for (const key of this.keys.values()) key.alive = false
+      this.keys = new Map()
     }
-    if (this.inflight === undefined && now >= this.nextFetchAt) this.refresh().catch(noop)
+    if (this.inflight === undefined && (this.failuresInRow === 0 || now >= this.nextFetchAt)) this.refresh().catch(noop)
   }
 
   private async fetchKeys (): Promise<void> {
     const { jwksUri, timeoutMs, maxBytes, log } = this.options
     const started = Date.now()
     this.counters.fetches++
+    // Known once the response came: a body that is no usable JWKS is then logged with it.
+    let status: number | undefined
     try {
-      const { status, body } = await fetchJson(jwksUri, { timeoutMs, maxBytes, signal: this.closing.signal })
-      const keySet = parseJwks(body)
+      const response = await fetchJson(jwksUri, { timeoutMs, maxBytes, signal: this.closing.signal })
+      status = response.status
+      const keySet = parseJwks(response.body)
       const now = Date.now()
       this.replace(keySet)
       this.failuresInRow = 0
@@ -128,7 +141,7 @@ export class KeyStore<V> {
       this.nextFetchAt = now + backoffMs
       log.warn({
         jwksUri,
-        status: (err as { status?: number }).status,
+        status: status ?? (err as FetchError).status,
         durationMs: now - started,
         reason: (err as Error).message,
         retryInMs: backoffMs
