@@ -7,8 +7,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 // This example imports the plugin's source so it runs without a build; an application writes
-// `import cognitoAuth, { type CognitoAuthOptions } from 'fastify-cognito-jwt'`.
-import cognitoAuth, { type CognitoAuthOptions } from '../index'
+// `import cognitoAuth, { type CognitoSinglePoolOptions } from 'fastify-cognito-jwt'`.
+import cognitoAuth, { type CognitoSinglePoolOptions } from '../index'
 import type { User, UserStore } from './users'
 
 // Tells TypeScript what `resolveUser` returns, so `request.cognitoUser` is a `User` everywhere.
@@ -21,7 +21,7 @@ declare module '../index' {
 
 export interface AppOptions {
   /** Which user pool and app client to trust: `userPoolId`, `clientId`, and optionally `issuer`/`jwksUri`. */
-  cognito: CognitoAuthOptions
+  cognito: CognitoSinglePoolOptions
   /** Where users are kept; the caller opens and closes it. */
   users: UserStore
   logger?: FastifyServerOptions['logger']

@@ -4,7 +4,7 @@
  *   --once                         runs the checks of ./checks.ts against the API and exits
  *   serve against a real user pool when COGNITO_USER_POOL and COGNITO_AUDIENCE are set
  */
-import type { CognitoAuthOptions } from '../index'
+import type { CognitoSinglePoolOptions } from '../index'
 import { LocalIssuer } from '../testing'
 import { buildApp } from './app'
 import { demoChecks, demoTokens, formatResult, runCheck, summarize } from './checks'
@@ -25,7 +25,7 @@ export interface DemoIo {
  *   COGNITO_AUDIENCE    the app client id (several: comma-separated)
  *   COGNITO_ISSUER, COGNITO_JWKS_URI  optional, for an emulator such as cognito-local
  */
-export function cognitoOptionsFromEnv (env: Env): CognitoAuthOptions | undefined {
+export function cognitoOptionsFromEnv (env: Env): CognitoSinglePoolOptions | undefined {
   const userPoolId = env.COGNITO_USER_POOL || undefined
   const audience = env.COGNITO_AUDIENCE || undefined
   if (userPoolId === undefined && audience === undefined) return undefined
@@ -59,7 +59,7 @@ interface RunningApi {
 }
 
 /** Builds the example app and listens on 127.0.0.1; `DEMO_DB` names a database file (default: in memory). */
-async function startApi (cognito: CognitoAuthOptions, env: Env, port: number): Promise<RunningApi> {
+async function startApi (cognito: CognitoSinglePoolOptions, env: Env, port: number): Promise<RunningApi> {
   const users = new UserStore(env.DEMO_DB || ':memory:')
   // Warnings only: a JWKS endpoint that cannot be reached is logged; refused requests are not.
   const app = buildApp({ cognito, users, logger: { level: 'warn' } })
@@ -122,7 +122,7 @@ async function serveLocal ({ env, print }: DemoIo): Promise<number> {
   return 0
 }
 
-async function serveUserPool (cognito: CognitoAuthOptions, { env, print }: DemoIo): Promise<number> {
+async function serveUserPool (cognito: CognitoSinglePoolOptions, { env, print }: DemoIo): Promise<number> {
   const api = await startApi(cognito, env, portFromEnv(env))
   print(`API listening on ${api.url} for user pool ${cognito.userPoolId} (Ctrl-C stops it)`)
   print(`Send a token the pool issued: curl -i -H "Authorization: Bearer $TOKEN" ${api.url}/me`)

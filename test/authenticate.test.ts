@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import FakeTimers from '@sinonjs/fake-timers'
 import type { FastifyInstance, FastifyServerOptions, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { TokenInvalidError, type CognitoAuthOptions, type CognitoClaims, type CognitoUser, type JsonWebKey } from '../index'
+import { TokenInvalidError, type CognitoSinglePoolOptions, type CognitoClaims, type CognitoUser, type JsonWebKey } from '../index'
 import { LocalIssuer } from '../testing'
 import { bearer, buildApp } from './helpers/app'
 
@@ -126,7 +126,7 @@ function asUser (value: object): CognitoUser {
 }
 
 const issuer = new LocalIssuer()
-const options: CognitoAuthOptions = issuer.pluginOptions()
+const options: CognitoSinglePoolOptions = issuer.pluginOptions()
 
 t.test('the Authorization header', async (t) => {
   const app = await buildApp(t, options)
@@ -592,7 +592,7 @@ t.test('the hook as a preHandler, and awaited by hand', async (t) => {
 
 t.test('the token cache', async (t) => {
   /** An app whose route keeps each request's claims object, to tell a cache hit by identity. */
-  async function recordingApp (t: Test, extra: Partial<CognitoAuthOptions> = {}): Promise<{ app: FastifyInstance, seen: unknown[] }> {
+  async function recordingApp (t: Test, extra: Partial<CognitoSinglePoolOptions> = {}): Promise<{ app: FastifyInstance, seen: unknown[] }> {
     const seen: unknown[] = []
     const app = await buildApp(t, { ...options, ...extra })
     app.get('/seen', { onRequest: app.authenticate }, async (request) => {

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { install } from '@sinonjs/fake-timers'
-import cognitoAuth, { type CognitoAuthOptions, type CognitoClaims, type CognitoUser } from '../index'
+import cognitoAuth, { type CognitoSinglePoolOptions, type CognitoClaims, type CognitoUser } from '../index'
 import { headerOf, payloadOf, startCognitoLocal, type CognitoLocal, type SignedIn, type UserPool } from './helpers/cognito-local'
 
 // The whole file takes 3 to 5 s here (emulator start under 1 s); the margin is for a loaded CI machine.
@@ -41,7 +41,7 @@ t.before(async () => {
   aliceMobile = await local.signIn(mobileClient, 'alice', PASSWORD)
 })
 
-async function buildApp (t: Test, options: Partial<CognitoAuthOptions> = {}): Promise<FastifyInstance> {
+async function buildApp (t: Test, options: Partial<CognitoSinglePoolOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify()
   await app.register(cognitoAuth, {
     userPoolId: pool.userPoolId,

@@ -182,6 +182,7 @@ t.test('cognitoOptionsFromEnv maps the environment to plugin options', async (t)
   t.equal(cognitoOptionsFromEnv({ COGNITO_USER_POOL: '', COGNITO_AUDIENCE: '', COGNITO_AWS_REGION: 'eu-west-1' }), undefined)
 
   const options = cognitoOptionsFromEnv({ COGNITO_USER_POOL: 'eu-west-1_AbC123', COGNITO_AWS_REGION: 'eu-west-1', COGNITO_AUDIENCE: 'client1' })
+  if (options === undefined) throw new Error('the pool variables gave no options')
   t.same(options, { userPoolId: 'eu-west-1_AbC123', region: 'eu-west-1', clientId: ['client1'], issuer: undefined, jwksUri: undefined })
 
   t.same(cognitoOptionsFromEnv({
@@ -203,12 +204,13 @@ t.test('cognitoOptionsFromEnv maps the environment to plugin options', async (t)
   // The plugin accepts the mapped options (no key fetch: nothing leaves the machine)...
   const app = Fastify()
   t.teardown(async () => app.close())
-  await app.register(cognitoAuth, { ...options, jwksCache: { prefetch: false } })
+  await app.register(cognitoAuth, { ...options, jwksCache: { prefetch: false }, resolveUser: () => null })
   // ...and refuses a region that does not match the pool.
   const wrongRegion = cognitoOptionsFromEnv({ COGNITO_USER_POOL: 'eu-west-1_AbC123', COGNITO_AWS_REGION: 'us-east-1', COGNITO_AUDIENCE: 'client1' })
+  if (wrongRegion === undefined) throw new Error('the pool variables gave no options')
   const refusing = Fastify()
   t.teardown(async () => refusing.close())
-  await t.rejects(async () => refusing.register(cognitoAuth, { ...wrongRegion, jwksCache: { prefetch: false } }), { code: 'FST_COGNITO_INVALID_OPTION' })
+  await t.rejects(async () => refusing.register(cognitoAuth, { ...wrongRegion, jwksCache: { prefetch: false }, resolveUser: () => null }), { code: 'FST_COGNITO_INVALID_OPTION' })
 })
 
 t.test('portFromEnv', async (t) => {

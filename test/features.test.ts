@@ -6,7 +6,7 @@
 import cookie from '@fastify/cookie'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import cognitoAuth, { type CognitoAuthOptions, type CognitoClaims } from '../index'
+import cognitoAuth, { type CognitoAuthOptions, type CognitoSinglePoolOptions, type CognitoClaims } from '../index'
 import { LocalIssuer } from '../testing'
 
 const NO_TOKEN = 'Bearer realm="api"'
@@ -26,7 +26,7 @@ function refused (t: Test, res: LightMyRequestResponse, status: number, code: st
 }
 
 /** An app with the plugin and a `/me` route behind `authenticate`; closed when `t` ends. */
-async function buildApp (t: Test, options: Partial<CognitoAuthOptions> = {}, before?: (app: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {
+async function buildApp (t: Test, options: Partial<CognitoSinglePoolOptions> = {}, before?: (app: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(() => app.close())
   if (before !== undefined) await before(app)

@@ -4,7 +4,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import t, { type Test } from 'tap'
-import cognitoAuth, { type CognitoAuthOptions } from '../index'
+import cognitoAuth, { type CognitoSinglePoolOptions } from '../index'
 import { LocalIssuer } from '../testing'
 
 const issuer = new LocalIssuer()
@@ -18,7 +18,7 @@ function echo (request: FastifyRequest): { claims: string | null, user: string |
   return { claims: request.cognitoClaims?.sub ?? null, user: subOf(request.cognitoUser) }
 }
 
-async function buildApp (t: Test, options: Partial<CognitoAuthOptions> = {}): Promise<{ app: FastifyInstance, handled: () => number }> {
+async function buildApp (t: Test, options: Partial<CognitoSinglePoolOptions> = {}): Promise<{ app: FastifyInstance, handled: () => number }> {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(cognitoAuth, { ...issuer.pluginOptions(), ...options })

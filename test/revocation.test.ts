@@ -6,7 +6,7 @@
 import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import cognitoAuth, { type CognitoAuthOptions } from '../index'
+import cognitoAuth, { type CognitoAuthOptions, type CognitoSinglePoolOptions } from '../index'
 import { LocalIssuer } from '../testing'
 
 const REVOKED = 'Bearer realm="api", error="invalid_token", error_description="The token has been revoked"'
@@ -17,7 +17,7 @@ function bearer (token: string): { authorization: string } {
   return { authorization: `Bearer ${token}` }
 }
 
-async function buildApp (t: Test, options: Partial<CognitoAuthOptions>): Promise<FastifyInstance> {
+async function buildApp (t: Test, options: Partial<CognitoSinglePoolOptions>): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(cognitoAuth, { ...issuer.pluginOptions(), ...options })

@@ -159,13 +159,14 @@ export interface TokenCacheOptions {
 /** Where the token comes from: the `Authorization: Bearer` header unless the application says otherwise. */
 export type TokenExtractor = (request: FastifyRequest) => string | undefined | null
 
-export interface CognitoAuthOptions extends Partial<CognitoUserPoolOptions> {
-  /** Several user pools (or app client sets) in one instance, instead of the top-level pool options. */
-  userPools?: readonly CognitoUserPoolOptions[]
+/** Turns verified claims into the application's user; `null`/`undefined` means no such user (401). */
+export type ResolveUser = (claims: CognitoClaims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
+
+/** Options that hold for every pool of an instance. */
+export interface CognitoAuthSharedOptions {
   /** Seconds of leeway for `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
-  /** Turns verified claims into the application's user; `null`/`undefined` means no such user (401). */
-  resolveUser?: (claims: CognitoClaims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
+  resolveUser?: ResolveUser
   /** Says whether a verified token was revoked (e.g. after GlobalSignOut); `true` answers 401. */
   isRevoked?: (claims: CognitoClaims, request: FastifyRequest) => boolean | Promise<boolean>
   /** Seconds an `isRevoked` answer is reused for the same token. Default 0: asked on every request. */
@@ -180,6 +181,21 @@ export interface CognitoAuthOptions extends Partial<CognitoUserPoolOptions> {
   /** The cache of verified tokens; `false` turns it off. */
   tokenCache?: TokenCacheOptions | false
 }
+
+/** One user pool, given at the top level. */
+export interface CognitoSinglePoolOptions extends CognitoUserPoolOptions, CognitoAuthSharedOptions {
+  userPools?: undefined
+}
+
+/** Several user pools (or app client sets) in one instance. */
+export interface CognitoMultiPoolOptions extends CognitoAuthSharedOptions, Partial<Record<keyof CognitoUserPoolOptions, undefined>> {
+  userPools: readonly CognitoUserPoolOptions[]
+}
+
+/** An application that registered its own user type must say how to resolve it. */
+export type CognitoUserResolution = CognitoUserRegistry extends { user: unknown } ? { resolveUser: ResolveUser } : { resolveUser?: ResolveUser }
+
+export type CognitoAuthOptions = (CognitoSinglePoolOptions | CognitoMultiPoolOptions) & CognitoUserResolution
 
 /** How `requireGroups`/`requireScopes` combine several names: any one of them (the default), or all. */
 export interface RequirementOptions {

@@ -27,10 +27,14 @@ describe('app.register', () => {
     expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, prefix: '/api' })
   })
 
-  test('leaves a missing clientId to the check at register', () => {
-    // Every pool option is optional in the type, because `userPools` may name the pools instead;
-    // register then fails with InvalidOptionError.
-    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPoolId: pool.userPoolId })
+  test('one pool at the top level, or several in userPools, never both', () => {
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPoolId: pool.userPoolId })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { clientId: pool.clientId })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, {})
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: [pool] })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: [pool], userPoolId: pool.userPoolId })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: [pool], clientId: pool.clientId })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: [pool], clockTolerance: 5 })
   })
 
   test('tokenUse is id, access or any', () => {

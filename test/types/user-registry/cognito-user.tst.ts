@@ -43,4 +43,6 @@ test('resolveUser must return the registered type (or null when there is no such
   expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, resolveUser: (claims: CognitoClaims) => claims })
   expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, resolveUser: async (claims: CognitoClaims) => claims })
   expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, resolveUser: () => ({ id: '1', email: 'alice@example.com' }) })
+  // With a user type registered, leaving resolveUser out would make the claims pass for the user.
+  expect(app.register).type.not.toBeCallableWith(cognitoAuth, pool)
 })
