@@ -13,8 +13,9 @@ import t from 'tap'
 const root = resolve(__dirname, '..')
 const packageName = 'fastify-cognito-jwt'
 
-// Children run plain: without the test runner's loaders and coverage hooks.
-const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() }
+// Children run plain, as an application runs the package: without the test runner's loaders,
+// and without coverage (the packed build is checked, not measured).
+const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), _TAPJS_PROCESSINFO_COVERAGE_: '0' }
 
 function run (command: string, args: string[], cwd: string): Promise<string> {
   return new Promise((resolvePromise, reject) => {
