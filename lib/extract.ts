@@ -23,11 +23,10 @@ export function extractBearer (header: string | undefined): Extracted {
   let end = header.length
   while (end > start && header.charCodeAt(end - 1) === 32) end--
   if (start === end) return new BadAuthorizationHeaderError()
-  for (let i = start; i < end; i++) {
-    const c = header.charCodeAt(i)
-    if (c === 32 || c === 9) return new BadAuthorizationHeaderError()
-  }
-  return header.slice(start, end)
+  const token = header.slice(start, end)
+  // indexOf is a native scan: a JavaScript loop over a 1 KB token costs microseconds.
+  if (token.includes(' ') || token.includes('\t')) return new BadAuthorizationHeaderError()
+  return token
 }
 
 /** The default extractor: the request's Authorization header. */

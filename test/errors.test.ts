@@ -45,7 +45,7 @@ t.test('an error handler can tell the refusals apart with instanceof', async (t)
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(cognitoAuth, issuer.pluginOptions())
-  app.setErrorHandler((error, _request, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
     const kind = error instanceof TokenExpiredError
       ? 'expired'
       : error instanceof TokenInvalidError ? 'invalid' : error instanceof NoTokenError ? 'anonymous' : 'other'

@@ -1,0 +1,209 @@
+/**
+ * `npm run bench`: the plugin side by side with no authentication, a hand-written floor and its
+ * peers, each variant a server process of its own, loaded in turn by autocannon; then the memory
+ * step. `npm run bench -- --help` lists the options.
+ */
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { VARIANTS, type Variant } from './config'
+import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, type Measurement } from './load'
+import { formatHeap, measureHeap } from './memory'
+import { startServer, stopAllServers, stopServersOnExit, type RunningServer } from './processes'
+import { checkTargets, formatTable, formatTargets, summarize, type Summary } from './report'
+import { distinctTokens, knownUserToken, openPool, refusedTokens } from './tokens'
+
+const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_<NAME>, e.g. BENCH_DURATION=10)
+  --quick               smoke run: 1 s per measurement, 1 round, fewer tokens
+  --duration <s>        seconds per measurement (default 5)
+  --rounds <n>          rounds, every variant once per round (default 3)
+  --warmup <s>          seconds of load per server before the first round (default 1)
+  --connections <n>     autocannon connections (default 32)
+  --tokens <n>          distinct tokens of workload b (default 20000)
+  --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
+  --workloads <list>    e.g. a,c (default a,b,c)
+  --variants <list>     e.g. none,floor,plugin (default all)
+  --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
+
+const WORKLOADS = {
+  a: 'one valid ID token, reused by every request',
+  b: 'distinct valid ID tokens, more than any cache holds: a signature check per request',
+  c: 'one valid ID token, and an async user lookup after verification (resolveUser)'
+} as const
+type Workload = keyof typeof WORKLOADS
+
+interface Settings {
+  load: LoadOptions
+  rounds: number
+  warmup: number
+  distinctTokens: number
+  memoryTokens: number
+  workloads: Workload[]
+  variants: Variant[]
+  cpuProf: Variant[]
+}
+
+function readSettings (): Settings {
+  const { values } = parseArgs({
+    options: {
+      help: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string' },
+      tokens: { type: 'string' },
+      'memory-tokens': { type: 'string' },
+      workloads: { type: 'string' },
+      variants: { type: 'string' },
+      'cpu-prof': { type: 'string' }
+    }
+  })
+  if (values.help === true) {
+    console.log(HELP)
+    process.exit(0)
+  }
+  const quick = values.quick === true || process.env.BENCH_QUICK === '1'
+  const option = (name: keyof typeof values): string | undefined =>
+    values[name] as string | undefined ?? process.env[`BENCH_${name.toUpperCase().replace('-', '_')}`]
+  const number = (name: keyof typeof values, normal: number, smoke: number): number => {
+    const raw = option(name)
+    const value = raw === undefined ? (quick ? smoke : normal) : Number(raw)
+    if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a non-negative number`)
+    return value
+  }
+  const list = <T extends string>(name: keyof typeof values, all: readonly T[], fallback: readonly T[]): T[] => {
+    const raw = option(name)
+    if (raw === undefined) return [...fallback]
+    const picked = raw.split(',').map((item) => item.trim()).filter((item) => item !== '')
+    const unknown = picked.filter((item) => !all.includes(item as T))
+    if (unknown.length > 0) throw new Error(`--${name}: unknown ${unknown.join(', ')} (known: ${all.join(', ')})`)
+    return all.filter((item) => picked.includes(item))
+  }
+  const workloads = Object.keys(WORKLOADS) as Workload[]
+  return {
+    load: { duration: number('duration', 5, 1), connections: number('connections', 32, 32) },
+    rounds: Math.max(1, Math.round(number('rounds', 3, 1))),
+    warmup: number('warmup', 1, 0.5),
+    distinctTokens: Math.round(number('tokens', 20_000, 5_000)),
+    memoryTokens: Math.round(number('memory-tokens', 100_000, 10_000)),
+    workloads: list('workloads', workloads, workloads),
+    variants: list('variants', VARIANTS, VARIANTS),
+    cpuProf: list('cpu-prof', VARIANTS, [])
+  }
+}
+
+function log (message: string): void {
+  console.error(`[bench] ${message}`)
+}
+
+async function timed<T> (what: string, work: () => T | Promise<T>): Promise<T> {
+  const start = performance.now()
+  const result = await work()
+  log(`${what} (${((performance.now() - start) / 1000).toFixed(1)} s)`)
+  return result
+}
+
+interface Context {
+  settings: Settings
+  jwksUri: string
+  /** A valid token every server must accept before it is measured. */
+  knownUser: string
+  /** Tokens every authenticating server must refuse before it is measured. */
+  refused: Record<string, string>
+  profileDir: string
+}
+
+async function main (): Promise<void> {
+  const settings = readSettings()
+  stopServersOnExit()
+  const pool = await openPool()
+  try {
+    const { issuer, jwksUri } = pool
+    const context: Context = {
+      settings,
+      jwksUri,
+      knownUser: knownUserToken(issuer),
+      refused: refusedTokens(issuer),
+      profileDir: join(tmpdir(), 'fastify-cognito-jwt-bench-profiles')
+    }
+    const needsDistinct = settings.workloads.includes('b') ? settings.distinctTokens : 0
+    const distinct = needsDistinct === 0 ? [] : await timed(`signed ${needsDistinct} distinct tokens`, () => distinctTokens(issuer, needsDistinct))
+
+    const { duration, connections } = settings.load
+    console.log(`fastify-cognito-jwt benchmark: ${settings.rounds} round(s) of ${duration} s per variant, ` +
+      `${connections} connections; node ${process.version}, ${machine()}`)
+    for (const workload of settings.workloads) {
+      if (workload === 'b' && distinct.length === 0) throw new Error('workload b needs --tokens > 0')
+      const tokens = new TokenCycle(workload === 'b' ? distinct : [context.knownUser])
+      const rows = await runWorkload(context, workload, tokens)
+      console.log(`\nWorkload ${workload}: ${WORKLOADS[workload]}`)
+      console.log(formatTable(rows))
+      const targets = formatTargets(checkTargets(workload, rows))
+      if (targets !== '') console.log(targets)
+    }
+
+    if (settings.memoryTokens > 0 && settings.variants.includes('plugin')) {
+      const more = Math.max(0, settings.memoryTokens - distinct.length)
+      const extra = more === 0 ? [] : await timed(`signed ${more} more distinct tokens for the memory step`, () => distinctTokens(issuer, more))
+      const tokens = [...distinct, ...extra].slice(0, settings.memoryTokens)
+      const readings = await measureHeap(jwksUri, tokens, connections)
+      console.log(`\nMemory: plugin server (default token cache, 1000 entries), ${tokens.length} distinct valid tokens sent once each; ` +
+        'heap used after a full GC')
+      console.log(formatHeap(readings))
+    }
+    console.log(`\nload average at the end: ${loadavg().map((n) => n.toFixed(2)).join(' ')}`)
+    if (settings.cpuProf.length > 0) console.log(`CPU profiles: ${context.profileDir}`)
+  } finally {
+    await stopAllServers()
+    await pool.close()
+  }
+}
+
+/** One workload: a fresh server per variant, checked, warmed up, then measured round after round. */
+async function runWorkload (context: Context, workload: Workload, tokens: TokenCycle): Promise<Summary[]> {
+  const { settings } = context
+  const servers = await startServers(context, workload === 'c')
+  try {
+    for (const server of servers) {
+      const { variant } = server.spec
+      await assertAccepts(variant, server.url, context.knownUser)
+      if (variant !== 'none') await assertRefuses(variant, server.url, context.refused)
+      if (settings.warmup > 0) await measure(server.url, tokens, { ...settings.load, duration: settings.warmup })
+    }
+    const results = new Map<Variant, Measurement[]>(servers.map((server) => [server.spec.variant, []]))
+    for (let round = 0; round < settings.rounds; round++) {
+      // Each round starts with another variant, so that no variant always follows the same one.
+      const order = servers.map((_, i) => servers[(i + round) % servers.length])
+      for (const server of order) {
+        const result = await measure(server.url, tokens, settings.load)
+        results.get(server.spec.variant)?.push(result)
+        log(`workload ${workload}, round ${round + 1}/${settings.rounds}, ${server.spec.variant}: ` +
+          `${Math.round(result.requestsPerSecond)} req/s, p99 ${result.p99Ms.toFixed(2)} ms`)
+      }
+    }
+    return servers.map((server) => summarize(server.spec.variant, results.get(server.spec.variant) ?? []))
+  } finally {
+    await stopAllServers()
+  }
+}
+
+async function startServers ({ settings, jwksUri, profileDir }: Context, resolveUser: boolean): Promise<RunningServer[]> {
+  const servers: RunningServer[] = []
+  for (const variant of settings.variants) {
+    const nodeArgs = settings.cpuProf.includes(variant) ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
+    servers.push(await startServer({ variant, jwksUri, resolveUser }, nodeArgs))
+  }
+  return servers
+}
+
+/** CPUs and load, so that a reader can judge how noisy the numbers may be. */
+function machine (): string {
+  const cores = cpus()
+  return `${cores.length} x ${cores[0]?.model ?? 'unknown CPU'}, load average ${loadavg().map((n) => n.toFixed(2)).join(' ')}`
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exitCode = 1
+})

@@ -1,0 +1,18 @@
+/** Every variant the benchmark compares, by name. */
+import type { Variant } from '../config'
+import { setupAwsJwtVerify } from './aws-jwt-verify'
+import type { SetupVariant } from './common'
+import { setupFastifyJwt } from './fastify-jwt'
+import { setupFastifyJwtJwks } from './fastify-jwt-jwks'
+import { setupFloor } from './floor'
+import { setupNone } from './none'
+import { setupPlugin } from './plugin'
+
+export const variants: Record<Variant, SetupVariant> = {
+  none: setupNone,
+  floor: setupFloor,
+  plugin: setupPlugin,
+  'aws-jwt-verify': setupAwsJwtVerify,
+  '@fastify/jwt+get-jwks': setupFastifyJwt,
+  'fastify-jwt-jwks': setupFastifyJwtJwks
+}
