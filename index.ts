@@ -40,27 +40,18 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   fastify.decorate('requireScopes', requireScopes)
   fastify.decorate('cognitoKeyStores', () => verifier.pools.map((pool) => pool.store.stats()))
 
-  // Routes may declare their needs in `config.cognito` instead of listing hooks.
-  const wired = new WeakSet<object>()
+  // Routes may declare their needs in `config.cognito` instead of listing hooks. onRoute sees the
+  // routes declared once the plugin has loaded: `await` its register before declaring them.
   fastify.addHook('onRoute', (route) => {
     const needs = route.config?.cognito
     if (needs === undefined) return
     checkRouteNeeds(needs)
-    wired.add(needs)
     const hooks: CognitoHook[] = [needs.optional === true ? authenticateOptional : authenticate]
     if (needs.groups !== undefined) hooks.push(requireGroups(needs.groups, needs))
     if (needs.scopes !== undefined) hooks.push(requireScopes(needs.scopes, needs))
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
     route.onRequest = [...hooks, ...own] as onRequestHookHandler[]
   })
-  // onRoute sees only the routes declared after the plugin loaded. One declared before (with
-  // `register` not awaited) would be served without its needs: it is refused instead.
-  fastify.addHook('onRequest', function refuseUnwiredRoute (request, _reply, done) {
-    const needs = request.routeOptions.config.cognito
-    if (needs === undefined || wired.has(needs)) done()
-    else done(new InvalidOptionError('config.cognito', `the route ${request.routeOptions.url} was declared before fastify-cognito-jwt was loaded; await its register first`))
-  })
-
   // Warm start: fetch the keys before the first request needs them.
   const { prefetch } = settings.jwks
   fastify.addHook('onReady', async () => {

@@ -627,6 +627,19 @@ t.test('the token cache', async (t) => {
     }
   })
 
+  t.test('a token sharing a cached token\'s signature, with another payload, is not a hit', async (t) => {
+    const app = await buildApp(t, options)
+    const token = issuer.idToken({ sub: 'the-real-user' })
+    accepted(t, await get(app, token))
+    const [header, payload, signature] = token.split('.')
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else' })).toString('base64url')}.${signature}`
+    invalid(t, await get(app, forged), 'same signature, other payload')
+    const again = await get(app, token)
+    accepted(t, again)
+    t.equal(again.json().claims.sub, 'the-real-user', 'the cached token is still served')
+  })
+
   t.test('tokenCache false verifies every time', async (t) => {
     const { app, seen } = await recordingApp(t, { tokenCache: false })
     const token = issuer.idToken()
@@ -707,4 +720,43 @@ t.test('the token cache', async (t) => {
     clock.tick(3000)
     refused(t, await get(app, token), 503, 'FST_COGNITO_JWKS_UNAVAILABLE', undefined, 'past ttl + maxStale, endpoint down')
   })
+})
+
+t.test('the compact serialization is held to the letter', async (t) => {
+  t.test('a crit header is refused: no extension is understood', async (t) => {
+    const app = await buildApp(t, options)
+    invalid(t, await get(app, issuer.idToken({}, { header: { crit: ['exp'], exp: 1 } })))
+  })
+
+  t.test('a signature with characters outside base64url is refused, though its bytes verify', async (t) => {
+    const app = await buildApp(t, options)
+    const token = issuer.idToken()
+    for (const suffix of ['=', '==', '*', '+']) invalid(t, await get(app, `${token}${suffix}`), `signature + ${suffix}`)
+    accepted(t, await get(app, token), 'the canonical token passes')
+  })
+
+  t.test('nbf, when present, is a number', async (t) => {
+    const app = await buildApp(t, options)
+    invalid(t, await get(app, issuer.idToken({ nbf: 'yesterday' })))
+  })
+
+  t.test('any number of distinct headers, past what is remembered', async (t) => {
+    const app = await buildApp(t, options)
+    for (let i = 0; i < 70; i++) {
+      const res = await get(app, issuer.idToken({}, { header: { typ: `JWT-${i}` } }))
+      if (res.statusCode !== 200) t.fail(`header ${i}: ${res.statusCode}`)
+    }
+    invalid(t, await get(app, issuer.idToken({}, { header: { typ: 'JWT-70', alg: 'HS256' } })), 'a bad header is still refused')
+    accepted(t, await get(app, issuer.idToken({}, { header: { typ: 'JWT-0' } })), 'a remembered header still passes')
+  })
+})
+
+t.test('a signed payload that is not a JSON object is refused', async (t) => {
+  const key = rsaKey()
+  const app = await buildApp(t, { ...options, jwks: { keys: [key.jwk] } })
+  const header = segment({ alg: 'RS256', kid: key.kid })
+  for (const body of ['[1,2]', 'null', '"text"', 'not json']) {
+    const input = `${header}.${Buffer.from(body).toString('base64url')}`
+    invalid(t, await get(app, `${input}.${sign('sha256', Buffer.from(input), key.privateKey).toString('base64url')}`), body)
+  }
 })
