@@ -46,7 +46,8 @@ export function checkCognitoClaims (rules: ClaimRules, claims: Record<string, un
  * every request that sends it, so one handler must not be able to change what the next one sees.
  */
 export function asCognitoClaims (claims: Record<string, unknown>): CognitoClaims {
-  for (const value of Object.values(claims)) {
+  for (const name in claims) {
+    const value = claims[name]
     if (typeof value === 'object' && value !== null) Object.freeze(value)
   }
   return Object.freeze(claims) as unknown as CognitoClaims
