@@ -41,8 +41,8 @@ export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, d
 }
 
 /**
- * Without `resolveUser` the user is the claims. An application that registers its own user type
- * (CognitoUserRegistry) also passes `resolveUser`, so this cast only widens what types can prove.
+ * Without `resolveUser` the user is the claims. Once an application registers its own user type
+ * (CognitoUserRegistry), the options' type requires `resolveUser`, so this cast never lies.
  */
 function claimsAsUser (claims: CognitoClaims): CognitoUser {
   return claims as unknown as CognitoUser
