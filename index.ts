@@ -57,7 +57,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   fastify.addHook('onReady', async () => {
     if (prefetch === false) return
     await Promise.all(verifier.pools.map(async ({ settings: pool, store }) => {
-      if (pool.jwks !== undefined) return
+      if (pool.keys !== undefined) return
       try {
         await store.refresh()
       } catch (err) {

@@ -7,7 +7,7 @@
  * the network or a promise.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { JsonWebKeySet, KeyStoreStats } from '../types'
+import type { KeyStoreStats } from '../types'
 import { fetchJson, type FetchError } from './fetch-json'
 import { parseJwks, type ParsedKeySet } from './jwk'
 import { JwksUnavailableError } from './errors'
@@ -23,8 +23,8 @@ export interface StoredKey<V> {
 
 export interface KeyStoreOptions<V> {
   jwksUri: string
-  /** Keys known up front; they do not expire, but an unknown `kid` still fetches. */
-  jwks?: JsonWebKeySet
+  /** Keys known up front, parsed; they do not expire, but an unknown `kid` still fetches. */
+  keys?: ParsedKeySet
   ttlMs: number
   cooldownMs: number
   timeoutMs: number
@@ -52,8 +52,8 @@ export class KeyStore<V> {
   private readonly counters = { fetches: 0, failures: 0, lastSuccess: null as number | null, lastFailure: null as number | null }
 
   constructor (private readonly options: KeyStoreOptions<V>) {
-    if (options.jwks !== undefined) {
-      this.replace(parseJwks(options.jwks))
+    if (options.keys !== undefined) {
+      this.replace(options.keys)
       this.refreshAt = Infinity
     }
   }

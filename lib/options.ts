@@ -7,19 +7,19 @@ import type {
   CognitoAuthOptions,
   CognitoClaims,
   CognitoUser,
-  JsonWebKeySet,
   TokenExtractor,
   TokenUse
 } from '../types'
 import { InvalidOptionError } from './errors'
-import { parseJwks } from './jwk'
+import { parseJwks, type ParsedKeySet } from './jwk'
 
 export interface PoolSettings {
   userPoolId: string
   /** The exact issuers accepted for this pool. */
   issuers: string[]
   jwksUri: string
-  jwks?: JsonWebKeySet
+  /** Keys given up front (the `jwks` option), already parsed. */
+  keys?: ParsedKeySet
   tokenUse: TokenUse
   clientIds: ReadonlySet<string> | null
 }
@@ -118,10 +118,11 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
     ? [cognitoIssuer, `https://issuer-cognito-idp.${poolRegion}.amazonaws.com/${userPoolId}`]
     : stringList(issuer, `${prefix}issuer`).map((value) => httpUrl(value, `${prefix}issuer`))
   if (issuer !== undefined && jwksUri === undefined) fail(`${prefix}jwksUri`, 'is required when issuer is set')
+  // Parsed once, here: keys the plugin cannot use fail register with the option's name.
+  let keys: ParsedKeySet | undefined
   if (jwks !== undefined) {
-    // Parsed here too, so that keys the plugin cannot use fail register with the option's name.
     try {
-      parseJwks(jwks)
+      keys = parseJwks(jwks)
     } catch {
       fail(`${prefix}jwks`, 'must be a JWKS, { keys: [...] }, with at least one RSA signing key of 2048 bits or more')
     }
@@ -131,7 +132,7 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
     userPoolId,
     issuers,
     jwksUri: jwksUri === undefined ? `${cognitoIssuer}/.well-known/jwks.json` : httpUrl(jwksUri, `${prefix}jwksUri`),
-    jwks: jwks as JsonWebKeySet | undefined,
+    keys,
     tokenUse: tokenUse as TokenUse,
     clientIds
   }

@@ -21,7 +21,6 @@ import { KeyStore, type StoredKey } from './jwks'
 import type { JwksSettings, PoolSettings } from './options'
 import { TokenCache, type VerifiedToken } from './token-cache'
 
-
 interface Pool {
   settings: PoolSettings
   store: KeyStore<KeyObject>
@@ -55,7 +54,7 @@ export class CognitoVerifier {
     this.pools = pools.map((settings) => {
       const store = new KeyStore<KeyObject>({
         jwksUri: settings.jwksUri,
-        jwks: settings.jwks,
+        keys: settings.keys,
         ttlMs: jwks.ttlMs,
         cooldownMs: jwks.cooldownMs,
         timeoutMs: jwks.timeoutMs,
