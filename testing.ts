@@ -103,16 +103,14 @@ export class LocalIssuer {
    * from Cognito, so tests of unknown keys and rotations `listen()` first. An issuer the plugin
    * cannot derive from the pool id is passed on, and then the plugin needs `jwksUri` too.
    */
-  pluginOptions (): { userPoolId: string, clientId: string, issuer?: string, jwksUri?: string, jwks?: JsonWebKeySet } {
+  pluginOptions (): { userPoolId: string, clientId: string, issuer?: string, jwksUri?: string | false, jwks?: JsonWebKeySet } {
     const custom = this.issuer !== `https://cognito-idp.${this.region}.amazonaws.com/${this.userPoolId}` || !AWS_REGION.test(this.region)
-    if (custom && this.url === undefined) {
-      throw new Error('LocalIssuer: call listen() before pluginOptions(): with the issuer set, the plugin needs jwksUri')
-    }
     return {
       userPoolId: this.userPoolId,
       clientId: this.clientId,
       ...(custom ? { issuer: this.issuer } : {}),
-      ...(this.url === undefined ? { jwks: this.jwks } : { jwksUri: this.url })
+      // In memory, the keys are all there is: nothing is ever fetched.
+      ...(this.url === undefined ? { jwks: this.jwks, jwksUri: false as const } : { jwksUri: this.url })
     }
   }
 

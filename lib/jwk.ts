@@ -4,12 +4,13 @@
  */
 import { createPublicKey } from 'node:crypto'
 
-/** A usable key: its id, what identifies its material, and its public key as PEM. */
+/** A usable key: its id, what identifies its material, its public key as PEM, and the JWK itself. */
 export interface ParsedKey {
   kid: string
   /** The modulus and exponent: a `kid` reused with other material is another key. */
   material: string
   pem: string
+  jwk: Record<string, unknown>
 }
 
 export interface ParsedKeySet {
@@ -30,7 +31,8 @@ function isObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-export function parseJwks (document: unknown): ParsedKeySet {
+/** The usable keys of a JWKS document, at most `maxKeys` of them; throws when there is none. */
+export function parseJwks (document: unknown, maxKeys = Infinity): ParsedKeySet {
   if (!isObject(document) || !Array.isArray(document.keys)) {
     throw new Error('the document is not a JWKS')
   }
@@ -38,7 +40,7 @@ export function parseJwks (document: unknown): ParsedKeySet {
   let skipped = 0
   for (const jwk of document.keys) {
     const key = toRsaSigningKey(jwk)
-    if (key === undefined || keys.has(key.kid)) skipped++
+    if (key === undefined || keys.has(key.kid) || keys.size >= maxKeys) skipped++
     else keys.set(key.kid, key)
   }
   if (keys.size === 0) throw new Error('the JWKS holds no usable RS256 key')
@@ -59,5 +61,5 @@ function toRsaSigningKey (jwk: unknown): ParsedKey | undefined {
   if (modulusLength < MIN_MODULUS_BITS) return undefined
   // An even exponent cannot be RSA's; with 1, any "signature" made of the padded hash verifies.
   if (publicExponent < 3n || publicExponent % 2n === 0n) return undefined
-  return { kid, material: `${n}.${e}`, pem: key.export({ type: 'spki', format: 'pem' }) as string }
+  return { kid, material: `${n}.${e}`, pem: key.export({ type: 'spki', format: 'pem' }) as string, jwk }
 }

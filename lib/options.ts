@@ -17,7 +17,8 @@ export interface PoolSettings {
   userPoolId: string
   /** The exact issuers accepted for this pool. */
   issuers: string[]
-  jwksUri: string
+  /** null: only the keys given up front, never fetched. */
+  jwksUri: string | null
   /** Keys given up front (the `jwks` option), already parsed. */
   keys?: ParsedKeySet
   tokenUse: TokenUse
@@ -26,6 +27,7 @@ export interface PoolSettings {
 
 export interface JwksSettings {
   ttlMs: number
+  maxKeys: number
   cooldownMs: number
   timeoutMs: number
   maxStaleMs: number
@@ -91,6 +93,13 @@ function httpUrl (value: unknown, option: string): string {
   return value
 }
 
+/** A URL of a document: the key store fetches exactly it, so it must not end in a bare folder. */
+function documentUrl (value: unknown, option: string): string {
+  const url = new URL(httpUrl(value, option))
+  if (url.pathname.endsWith('/') && url.search === '') fail(option, 'must name the JWKS document, e.g. ".../.well-known/jwks.json"')
+  return value as string
+}
+
 function stringList (value: unknown, option: string): string[] {
   const list = typeof value === 'string' ? [value] : value
   if (!Array.isArray(list) || list.length === 0 || !list.every((item) => typeof item === 'string' && item !== '')) {
@@ -118,6 +127,7 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
     ? [cognitoIssuer, `https://issuer-cognito-idp.${poolRegion}.amazonaws.com/${userPoolId}`]
     : stringList(issuer, `${prefix}issuer`).map((value) => httpUrl(value, `${prefix}issuer`))
   if (issuer !== undefined && jwksUri === undefined) fail(`${prefix}jwksUri`, 'is required when issuer is set')
+  if (jwksUri === false && jwks === undefined) fail(`${prefix}jwksUri`, 'false means "only the keys in jwks": give them in jwks')
   // Parsed once, here: keys the plugin cannot use fail register with the option's name.
   let keys: ParsedKeySet | undefined
   if (jwks !== undefined) {
@@ -131,7 +141,7 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
   return {
     userPoolId,
     issuers,
-    jwksUri: jwksUri === undefined ? `${cognitoIssuer}/.well-known/jwks.json` : httpUrl(jwksUri, `${prefix}jwksUri`),
+    jwksUri: jwksUri === false ? null : jwksUri === undefined ? `${cognitoIssuer}/.well-known/jwks.json` : documentUrl(jwksUri, `${prefix}jwksUri`),
     keys,
     tokenUse: tokenUse as TokenUse,
     clientIds
@@ -186,6 +196,7 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
     extractToken: optionalFunction(options.extractToken, 'extractToken'),
     jwks: {
       ttlMs: seconds(jwksCache.ttl, 'jwksCache.ttl', 600, { positive: true }),
+      maxKeys: positiveInteger(jwksCache.maxKeys, 'jwksCache.maxKeys', 16),
       cooldownMs: seconds(jwksCache.cooldown, 'jwksCache.cooldown', 10),
       timeoutMs: seconds(jwksCache.timeout, 'jwksCache.timeout', 5, { positive: true }),
       maxStaleMs: seconds(jwksCache.maxStale, 'jwksCache.maxStale', 86_400),

@@ -2,33 +2,54 @@
  * From a token string to verified Cognito claims. In order:
  *   1. a size cap, before anything is decoded;
  *   2. the cache of tokens already verified;
- *   3. the shape: three parts;
- *   4. the header: RS256 and a `kid`, whatever else it says (`jku`, `x5u`, `jwk` are ignored,
- *      `crit` refused); each distinct header is parsed once;
- *   5. the pool, by exact issuer (with one pool, checked here only before a `kid` lookup that may fetch);
- *   6. the key, by `kid`: synchronous when known, a JWKS fetch when not;
- *   7. the RS256 signature, with the key imported once (a one-shot `crypto.verify`);
- *   8. the claims (lib/claims.ts): issuer, times, `token_use`, `aud`/`client_id`.
- * A known key keeps the whole path synchronous; only a key fetch returns a promise. The payload is
- * parsed once, after the signature: nothing the token says is trusted before then, but its `kid`
- * (and, with several pools, its issuer) to find the key.
+ *   3. the header's `kid` (and `alg`, so that a token that cannot pass never costs a key fetch);
+ *      each distinct header is read once;
+ *   4. the pool, by exact issuer (with several pools; with one, checked here only before a `kid`
+ *      lookup that may fetch);
+ *   5. the key, by `kid` (lib/jwks.ts): synchronous when known, a JWKS fetch when not;
+ *   6. fast-jwt's verifier for that key, built once per key: base64url segments, RS256 only, the
+ *      signature, `crit`, `iss`, `aud`, `exp` and `nbf` with the tolerance, the required claims;
+ *   7. what fast-jwt has no option for (lib/claims.ts): claim types, `iat`, `token_use`, `client_id`.
+ * A known key keeps the whole path synchronous; only a key fetch returns a promise.
  */
-import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { asCognitoClaims, checkCognitoClaims, EXPIRED } from './claims'
-import { TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
+import { createVerifier, TokenError } from 'fast-jwt'
+import { asCognitoClaims, checkCognitoClaims } from './claims'
+import { JwksUnavailableError, TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
 import { KeyStore, type StoredKey } from './jwks'
 import type { JwksSettings, PoolSettings } from './options'
 import { TokenCache, type VerifiedToken } from './token-cache'
 
+/** A fast-jwt verifier bound to one key: returns the payload or throws a TokenError. */
+type KeyVerifier = (token: string) => Record<string, unknown>
+
 interface Pool {
   settings: PoolSettings
-  store: KeyStore<KeyObject>
+  store: KeyStore<KeyVerifier>
 }
 
-function refuse (reason: string, expired = false): CognitoAuthError {
-  return withReason(expired ? new TokenExpiredError() : new TokenInvalidError(), reason)
+function refuse (reason: string): CognitoAuthError {
+  return withReason(new TokenInvalidError(), reason)
 }
+
+/** fast-jwt's verdict in the plugin's terms: expired, key trouble, or invalid. */
+export function fromTokenError (err: unknown): CognitoAuthError {
+  const { code, message } = err as TokenError
+  const reason = `${code}: ${message}`
+  switch (code) {
+    case TokenError.codes.expired:
+      return withReason(new TokenExpiredError(), reason)
+    case TokenError.codes.invalidKey:
+    case TokenError.codes.missingKey:
+    case TokenError.codes.keyFetchingError:
+      return withReason(new JwksUnavailableError(), reason)
+    default:
+      return refuse(reason)
+  }
+}
+
+/** Claims every Cognito token carries, whatever its kind; `aud`/`client_id` follow in lib/claims.ts. */
+const REQUIRED_CLAIMS = ['iss', 'sub', 'exp', 'iat', 'token_use']
 
 export interface VerifierSettings {
   pools: PoolSettings[]
@@ -52,16 +73,26 @@ export class CognitoVerifier {
     this.maxTokenLength = maxTokenLength
     this.cache = tokenCacheMax > 0 ? new TokenCache(tokenCacheMax) : null
     this.pools = pools.map((settings) => {
-      const store = new KeyStore<KeyObject>({
+      const store = new KeyStore<KeyVerifier>({
         jwksUri: settings.jwksUri,
         keys: settings.keys,
         ttlMs: jwks.ttlMs,
+        maxKeys: jwks.maxKeys,
         cooldownMs: jwks.cooldownMs,
         timeoutMs: jwks.timeoutMs,
         maxStaleMs: jwks.maxStaleMs,
         maxBytes: jwks.maxBytes,
         log,
-        prepare: createPublicKey
+        // One verifier per key, with the key itself: fast-jwt imports it once, here.
+        prepare: (pem) => createVerifier({
+          key: pem,
+          algorithms: ['RS256'],
+          allowedIss: settings.issuers,
+          ...(settings.clientIds === null ? {} : { allowedAud: [...settings.clientIds] }),
+          requiredClaims: REQUIRED_CLAIMS,
+          clockTolerance: clockToleranceMs,
+          cache: false
+        }) as KeyVerifier
       })
       const pool = { settings, store }
       for (const issuer of settings.issuers) this.byIssuer.set(issuer, pool)
@@ -72,29 +103,27 @@ export class CognitoVerifier {
   /** Verified claims, synchronously when the key is known; throws (or rejects) a CognitoAuthError. */
   verify (token: string): VerifiedToken | Promise<VerifiedToken> {
     if (token.length > this.maxTokenLength) throw refuse('token longer than maxTokenLength')
-    const now = Date.now()
-    const cached = this.cache?.get(token, now)
+    const cached = this.cache?.get(token, Date.now())
     if (cached !== undefined) return cached
 
     const firstDot = token.indexOf('.')
-    const lastDot = token.lastIndexOf('.')
-    if (firstDot <= 0 || token.indexOf('.', firstDot + 1) !== lastDot) throw refuse('not three parts')
+    if (firstDot <= 0) throw refuse('not three parts')
     const kid = this.kidOf(token.slice(0, firstDot))
     const single = this.pools.length === 1
-    const pool = single ? this.pools[0] : this.poolOf(token, firstDot, lastDot)
+    const pool = single ? this.pools[0] : this.poolOf(token, firstDot)
     const key = pool.store.get(kid)
-    if (key !== undefined) return this.check(pool, key, token, firstDot, lastDot)
+    if (key !== undefined) return this.check(pool, key, token)
     // An unknown kid may cost a JWKS fetch: only a token that claims this pool's issuer may cause one.
-    if (single) this.poolOf(token, firstDot, lastDot)
+    if (single) this.poolOf(token, firstDot)
     return pool.store.find(kid).then((found) => {
       if (found === undefined) throw refuse('kid is not a key of the JWKS')
-      return this.check(pool, found, token, firstDot, lastDot)
+      return this.check(pool, found, token)
     })
   }
 
   /**
-   * The `kid` of a header, which must say RS256 and nothing critical. A pool's tokens share a few
-   * headers, so each distinct header is parsed once; only accepted headers are remembered.
+   * The `kid` of a header that says RS256. A pool's tokens share a few headers, so each distinct
+   * header is read once; only accepted headers are remembered.
    */
   private kidOf (segment: string): string {
     const known = this.headers.get(segment)
@@ -102,8 +131,6 @@ export class CognitoVerifier {
     const header = parseSegment(segment)
     if (header === undefined) throw refuse('malformed token header')
     if (header.alg !== 'RS256') throw refuse('algorithm is not RS256')
-    // No extension is understood, so none may be critical (RFC 7515 §4.1.11).
-    if (header.crit !== undefined) throw refuse('crit header present')
     const kid = header.kid
     if (typeof kid !== 'string' || kid === '') throw refuse('kid header missing')
     if (this.headers.size >= MAX_HEADERS) this.headers.clear()
@@ -112,25 +139,23 @@ export class CognitoVerifier {
   }
 
   /** The pool whose issuer the (still unverified) token names; its key then verifies everything. */
-  private poolOf (token: string, firstDot: number, lastDot: number): Pool {
-    const payload = parseSegment(token.slice(firstDot + 1, lastDot))
+  private poolOf (token: string, firstDot: number): Pool {
+    const lastDot = token.lastIndexOf('.')
+    const payload = lastDot > firstDot ? parseSegment(token.slice(firstDot + 1, lastDot)) : undefined
     const pool = typeof payload?.iss === 'string' ? this.byIssuer.get(payload.iss) : undefined
     if (pool === undefined) throw refuse('issuer is not a configured pool')
     return pool
   }
 
-  private check (pool: Pool, key: StoredKey<KeyObject>, token: string, firstDot: number, lastDot: number): VerifiedToken {
-    const encoded = token.slice(lastDot + 1)
-    const signature = Buffer.from(encoded, 'base64url')
-    // The decoder skips characters outside base64url: only the canonical text is the signature.
-    if (signature.toString('base64url') !== encoded) throw refuse('signature is not base64url')
-    if (!verifySignature('RSA-SHA256', Buffer.from(token.slice(0, lastDot)), key.value, signature)) {
-      throw refuse('signature does not verify')
+  private check (pool: Pool, key: StoredKey<KeyVerifier>, token: string): VerifiedToken {
+    let claims: Record<string, unknown>
+    try {
+      claims = key.value(token)
+    } catch (err) {
+      throw fromTokenError(err)
     }
-    const claims = parseSegment(token.slice(firstDot + 1, lastDot))
-    if (claims === undefined) throw refuse('payload is not a JSON object')
     const reason = checkCognitoClaims(pool.settings, claims, Date.now(), this.toleranceMs)
-    if (reason !== undefined) throw refuse(reason, reason === EXPIRED)
+    if (reason !== undefined) throw refuse(reason)
     const verified: VerifiedToken = {
       claims: asCognitoClaims(claims),
       expiresAt: (claims.exp as number) * 1000 + this.toleranceMs,
@@ -146,7 +171,7 @@ export class CognitoVerifier {
 /** Distinct headers remembered; past this the memory starts over (headers are a handful per pool). */
 const MAX_HEADERS = 64
 
-/** A base64url JSON object, or undefined when it is not one. */
+/** A base64url JSON object, or undefined when it is not one; only to pick the key and the pool. */
 function parseSegment (segment: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))

@@ -6,12 +6,12 @@
 import { constants, createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import FakeTimers from '@sinonjs/fake-timers'
 import type { FastifyInstance, FastifyServerOptions, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { TokenInvalidError, type CognitoSinglePoolOptions, type CognitoClaims, type CognitoUser, type JsonWebKey } from '../index'
 import { LocalIssuer } from '../testing'
 import { bearer, buildApp } from './helpers/app'
+import { fakeClock, type TestClock } from './helpers/clock'
 
 const challenges = {
   noToken: 'Bearer realm="api"',
@@ -35,7 +35,8 @@ function accepted (t: Test, res: LightMyRequestResponse, name = 'accepted'): voi
   t.equal(res.statusCode, 200, name)
 }
 
-function get (app: FastifyInstance, token: string, url = '/private'): Promise<LightMyRequestResponse> {
+async function get (app: FastifyInstance, token: string, url = '/private'): Promise<LightMyRequestResponse> {
+  await clocks.at(-1)?.settle()
   return app.inject({ url, headers: bearer(token) })
 }
 
@@ -113,10 +114,14 @@ function refusalLogs (lines: LogLine[]): LogLine[] {
   return lines.filter((line) => line.msg === 'cognito: request refused')
 }
 
-/** Fakes `Date` only, at a whole second, for the duration of the test. */
-function fakeDate (t: Test, now = 1_900_000_000_000): ReturnType<typeof FakeTimers.install> {
-  const clock = FakeTimers.install({ toFake: ['Date'], now })
-  t.teardown(() => clock.uninstall())
+/** The fake clocks of the running tests; requests wait until the key caches see the time. */
+const clocks: TestClock[] = []
+
+/** Fakes the time, at a whole second, for the duration of the test. */
+function fakeDate (t: Test, now = 1_900_000_000_000): TestClock {
+  const clock = fakeClock(t, now)
+  clocks.push(clock)
+  t.teardown(() => { clocks.pop() })
   return clock
 }
 

@@ -124,8 +124,11 @@ export interface CognitoUserPoolOptions {
   tokenUse?: TokenUse
   /** Overrides the issuer (for emulators such as cognito-local). It is still matched exactly. */
   issuer?: string | readonly string[]
-  /** Overrides the JWKS URL; by default derived from the region and the pool id. */
-  jwksUri?: string
+  /**
+   * Overrides the JWKS URL; by default derived from the region and the pool id. `false` uses only
+   * the keys in `jwks` and never fetches (air-gapped deployments, tests).
+   */
+  jwksUri?: string | false
   /** Keys known up front (baked in at deploy time): no fetch is needed until an unknown `kid` arrives. */
   jwks?: JsonWebKeySet
 }
@@ -134,6 +137,8 @@ export interface CognitoUserPoolOptions {
 export interface JwksCacheOptions {
   /** How long fetched keys count as fresh; after that they are refreshed in the background while still served. Default 600. */
   ttl?: number
+  /** The most keys kept from one JWKS (Cognito publishes two). Default 16. */
+  maxKeys?: number
   /** An unknown `kid` refetches the JWKS at most once in this window. Default 10. */
   cooldown?: number
   /** Timeout of one JWKS fetch, body included. Default 5. */
@@ -217,7 +222,8 @@ export type CognitoHook = onRequestHookHandler &
 
 /** Counters of one key store, for health checks. */
 export interface KeyStoreStats {
-  jwksUri: string
+  /** null when the pool uses only the keys given in `jwks`. */
+  jwksUri: string | null
   keys: number
   fetches: number
   failures: number
