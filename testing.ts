@@ -97,11 +97,11 @@ export class LocalIssuer {
   }
 
   /**
-   * Options for the plugin. Without a server the keys are handed over in `jwks`; after `listen()`
-   * they are fetched from `jwksUri`. Handed over, they are the keys of the moment: a token with
-   * another `kid` (after `rotate()`, or a `kid` override) makes the plugin fetch the pool's JWKS
-   * from Cognito, so tests of unknown keys and rotations `listen()` first. An issuer the plugin
-   * cannot derive from the pool id is passed on, and then the plugin needs `jwksUri` too.
+   * Options for the plugin. Without a server the keys are handed over in `jwks`, with
+   * `jwksUri: false`: they are the keys of the moment and nothing is ever fetched, so a token with
+   * another `kid` (after `rotate()`, or a `kid` override) is refused; tests of rotations
+   * `listen()` first, and the keys are then fetched from `jwksUri`. An issuer the plugin cannot
+   * derive from the pool id is passed on.
    */
   pluginOptions (): { userPoolId: string, clientId: string, issuer?: string, jwksUri?: string | false, jwks?: JsonWebKeySet } {
     const custom = this.issuer !== `https://cognito-idp.${this.region}.amazonaws.com/${this.userPoolId}` || !AWS_REGION.test(this.region)

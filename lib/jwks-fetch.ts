@@ -30,12 +30,14 @@ export class FetchAbortedError extends Error {
 
 type Abort = (err?: Error) => void
 
+/** The handler `fetch` hands to its dispatcher, which has every callback a GET needs. */
+type FetchHandler = Required<Pick<Dispatcher.DispatchHandlers, 'onConnect' | 'onError' | 'onResponseStarted' | 'onHeaders' | 'onData' | 'onComplete'>>
+
 export class JwksFetcher {
   /** Spread by get-jwks into every `fetch` call. */
   readonly fetchOptions: { dispatcher: Dispatcher, redirect: 'error', headers: Record<string, string> }
   private readonly agent: Agent
   private readonly aborts = new Set<Abort>()
-  private closed = false
   /** The last response; the store takes it once the fetch has settled. */
   private response: JwksResponse | undefined
 
@@ -58,51 +60,51 @@ export class JwksFetcher {
     return response
   }
 
-  /** Aborts the fetches under way, and any later one. */
+  /** Aborts the fetches under way, for good: the agent is destroyed. */
   close (): void {
-    this.closed = true
     for (const abort of this.aborts) abort(new FetchAbortedError('aborted: the server is closing', true))
-    this.agent.destroy().catch(noop)
+    this.agent.destroy(noop)
   }
 
   /** Wraps fetch's handler: a deadline for the whole exchange, and a copy of the body. */
   private observe (handler: Dispatcher.DispatchHandlers, timeoutMs: number): Dispatcher.DispatchHandlers {
+    const next = handler as FetchHandler
     let status = 0
     let chunks: Buffer[] = []
     let timer: NodeJS.Timeout | undefined
     let abort: Abort | undefined
     const settle = (): void => {
       clearTimeout(timer)
-      if (abort !== undefined) this.aborts.delete(abort)
+      this.aborts.delete(abort as Abort)
     }
     // A GET has no request body and asks for no upgrade: those callbacks are never needed.
     return {
       onConnect: (abortRequest) => {
         abort = abortRequest
         this.aborts.add(abortRequest)
-        if (this.closed) abortRequest(new FetchAbortedError('aborted: the server is closing', true))
-        timer ??= setTimeout(() => abortRequest(new FetchAbortedError(`timed out after ${timeoutMs} ms`, false)), timeoutMs)
-        handler.onConnect?.(abortRequest)
+        clearTimeout(timer) // called again when a request is retried
+        timer = setTimeout(() => abortRequest(new FetchAbortedError(`timed out after ${timeoutMs} ms`, false)), timeoutMs)
+        next.onConnect(abortRequest)
       },
       onError: (err) => {
         settle()
-        handler.onError?.(err)
+        next.onError(err)
       },
-      onResponseStarted: () => handler.onResponseStarted?.(),
+      onResponseStarted: () => next.onResponseStarted(),
       onHeaders: (statusCode, headers, resume, statusText) => {
         status = statusCode
         chunks = []
         this.response = { status }
-        return handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true
+        return next.onHeaders(statusCode, headers, resume, statusText)
       },
       onData: (chunk) => {
         chunks.push(chunk)
-        return handler.onData?.(chunk) ?? true
+        return next.onData(chunk)
       },
       onComplete: (trailers) => {
         settle()
         this.response = { status, body: Buffer.concat(chunks) }
-        handler.onComplete?.(trailers)
+        next.onComplete(trailers)
       }
     }
   }

@@ -50,6 +50,13 @@ export interface KeyStoreOptions<V> {
   prepare: (pem: string) => V
 }
 
+/** How a store with a URI fetches: get-jwks, through the bounded dispatcher, for one domain. */
+interface Remote {
+  fetcher: JwksFetcher
+  getJwks: GetJwks
+  domain: string
+}
+
 /** Retries after failed fetches wait 1 s, 2 s, 4 s ... up to this. */
 const MAX_BACKOFF_MS = 60_000
 
@@ -78,7 +85,7 @@ export class KeyStore<V> {
   private failuresInRow = 0
   private inflight: Promise<void> | undefined
   private closed = false
-  private readonly remote: { fetcher: JwksFetcher, getJwks: GetJwks, domain: string } | undefined
+  private readonly remote: Remote | undefined
   private readonly counters = { fetches: 0, failures: 0, lastSuccess: null as number | null, lastFailure: null as number | null }
 
   constructor (private readonly options: KeyStoreOptions<V>) {
@@ -141,7 +148,7 @@ export class KeyStore<V> {
   }
 
   private cacheKey (kid: string): string {
-    const { getJwks, domain } = this.remote as NonNullable<KeyStore<V>['remote']>
+    const { getJwks, domain } = this.remote as Remote
     return getJwks.generateCacheKey(ALG, kid, domain)
   }
 
@@ -157,24 +164,30 @@ export class KeyStore<V> {
     if (this.inflight === undefined && (this.failuresInRow === 0 || now >= this.nextFetchAt)) this.refresh().catch(noop)
   }
 
+  /** Drops the fetched keys; keys given up front stay, until a fetch that succeeds no longer lists them. */
   private expire (): void {
     this.expireAt = Infinity
     const kept = new Map<string, Entry<V>>()
+    const dropped: string[] = []
     for (const [kid, key] of this.keys) {
-      if (key.pinned) kept.set(kid, key)
-      else key.alive = false
+      if (key.pinned) {
+        kept.set(kid, key)
+      } else {
+        key.alive = false
+        dropped.push(kid)
+      }
     }
-    if (kept.size === this.keys.size) return
-    this.options.log.error({ jwksUri: this.options.jwksUri }, 'cognito: JWKS keys expired without a successful refresh; refusing tokens until one succeeds')
+    if (dropped.length > 0) {
+      this.options.log.error({ jwksUri: this.options.jwksUri, dropped }, 'cognito: JWKS keys expired without a successful refresh; refusing tokens until one succeeds')
+    }
     this.keys = kept
   }
 
   private async fetchKeys (wanted: string | undefined): Promise<void> {
     const { jwksUri, log } = this.options
-    // Keys given up front without a URI are all there is.
-    if (this.remote === undefined) return
     if (this.closed) throw new FetchAbortedError('aborted: the server is closing', true)
-    const { fetcher, getJwks, domain } = this.remote
+    // Never called without a URI: such a store has all its keys, and `find` returns before fetching.
+    const { fetcher, getJwks, domain } = this.remote as Remote
     const kid = wanted ?? this.keys.keys().next().value ?? PROBE_KID
     const started = Date.now()
     this.counters.fetches++

@@ -82,6 +82,11 @@ const invalid: Array<[string, unknown, string]> = [
   ['jwksUri not a URL', { ...valid, jwksUri: 'nope' }, 'jwksUri'],
   ['jwksUri file', { ...valid, jwksUri: 'file:///etc/passwd' }, 'jwksUri'],
   ['jwksUri a number', { ...valid, jwksUri: 42 }, 'jwksUri'],
+  ['jwksUri a folder', { ...valid, jwksUri: 'https://idp.example/pool/' }, 'jwksUri'],
+  ['jwksUri true', { ...valid, jwksUri: true }, 'jwksUri'],
+  ['jwksUri false without jwks', { ...valid, jwks: undefined, jwksUri: false }, 'jwksUri'],
+  ['jwksCache.maxKeys 0', { ...valid, jwksCache: { maxKeys: 0 } }, 'jwksCache.maxKeys'],
+  ['jwksCache.maxKeys 1.5', { ...valid, jwksCache: { maxKeys: 1.5 } }, 'jwksCache.maxKeys'],
 
   ['clockTolerance negative', { ...valid, clockTolerance: -1 }, 'clockTolerance'],
   ['clockTolerance NaN', { ...valid, clockTolerance: NaN }, 'clockTolerance'],
@@ -171,7 +176,8 @@ t.test('valid configurations register', async (t) => {
   await registers(t, { ...valid, region: 'eu-central-1' }, 'region matching the pool id')
   await registers(t, { ...valid, userPoolId: 'us-gov-west-1_AbCdEf123' }, 'a GovCloud pool')
   await registers(t, { ...valid, tokenUse: 'any', tokenCache: false, revocationCacheTtl: 0, clockTolerance: 0, realm: '' }, 'zeros and off switches')
-  await registers(t, { ...valid, jwksCache: { ttl: 1, cooldown: 0, timeout: 0.5, maxStale: 0, maxBytes: 1, prefetch: false } }, 'every jwksCache member')
+  await registers(t, { ...valid, jwksCache: { ttl: 1, maxKeys: 2, cooldown: 0, timeout: 0.5, maxStale: 0, maxBytes: 1, prefetch: false } }, 'every jwksCache member')
+  await registers(t, { ...valid, jwksUri: 'http://127.0.0.1:9229/jwks?pool=a' }, 'a jwksUri with a query')
   await registers(t, { ...valid, jwks: { keys: [{ ...rsa1024, kid: 'short' }, ...issuer.jwks.keys] } }, 'a JWKS with one unusable key among usable ones')
   await registers(t, {
     ...valid,

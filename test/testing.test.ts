@@ -361,20 +361,25 @@ t.test('the JWKS server', async (t) => {
 t.test('pluginOptions()', async (t) => {
   t.test('hand over the keys before listen, the JWKS URI after', async (t) => {
     const issuer = new LocalIssuer()
-    t.same(issuer.pluginOptions(), { userPoolId: issuer.userPoolId, clientId: issuer.clientId, jwks: issuer.jwks })
+    t.same(issuer.pluginOptions(), { userPoolId: issuer.userPoolId, clientId: issuer.clientId, jwks: issuer.jwks, jwksUri: false }, 'the keys, and nothing to fetch')
     const url = await issuer.listen()
     t.same(issuer.pluginOptions(), { userPoolId: issuer.userPoolId, clientId: issuer.clientId, jwksUri: url })
     await issuer.close()
-    t.same(issuer.pluginOptions(), { userPoolId: issuer.userPoolId, clientId: issuer.clientId, jwks: issuer.jwks }, 'keys again once closed')
+    t.same(issuer.pluginOptions(), { userPoolId: issuer.userPoolId, clientId: issuer.clientId, jwks: issuer.jwks, jwksUri: false }, 'keys again once closed')
   })
 
-  t.test('pass on an issuer the plugin cannot derive, which needs listen() first', async (t) => {
+  t.test('pass on an issuer the plugin cannot derive, in memory or served', async (t) => {
     const emulators = [
       new LocalIssuer({ userPoolId: 'eu-central-1_Custom', issuer: 'http://127.0.0.1:9229/eu-central-1_Custom' }),
       new LocalIssuer({ userPoolId: 'local_4GYoIvBY' })
     ]
     for (const issuer of emulators) {
-      t.throws(() => issuer.pluginOptions(), /call listen\(\) before pluginOptions\(\)/, `${issuer.userPoolId} before listen`)
+      t.same(issuer.pluginOptions(), { userPoolId: issuer.userPoolId, clientId: issuer.clientId, issuer: issuer.issuer, jwks: issuer.jwks, jwksUri: false }, `${issuer.userPoolId} before listen`)
+      const app = Fastify()
+      t.teardown(() => app.close())
+      await app.register(cognitoAuth, issuer.pluginOptions())
+      app.get('/', { onRequest: app.authenticate }, async () => 'ok')
+      t.equal((await app.inject({ url: '/', headers: { authorization: `Bearer ${issuer.idToken()}` } })).statusCode, 200, `${issuer.userPoolId} in memory`)
       const url = await listening(t, issuer)
       t.same(issuer.pluginOptions(), { userPoolId: issuer.userPoolId, clientId: issuer.clientId, issuer: issuer.issuer, jwksUri: url })
     }
