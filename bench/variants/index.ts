@@ -3,6 +3,7 @@ import type { Variant } from '../config'
 import { setupAwsJwtVerify } from './aws-jwt-verify'
 import type { SetupVariant } from './common'
 import { setupFastifyJwt } from './fastify-jwt'
+import { setupFastJwtCache } from './fast-jwt-cache'
 import { setupFastifyJwtJwks } from './fastify-jwt-jwks'
 import { setupFloor } from './floor'
 import { setupNone } from './none'
@@ -12,6 +13,7 @@ export const variants: Record<Variant, SetupVariant> = {
   none: setupNone,
   floor: setupFloor,
   plugin: setupPlugin,
+  'fast-jwt cache': setupFastJwtCache,
   'aws-jwt-verify': setupAwsJwtVerify,
   '@fastify/jwt+get-jwks': setupFastifyJwt,
   'fastify-jwt-jwks': setupFastifyJwtJwks
