@@ -47,8 +47,11 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
     if (needs === undefined) return
     checkRouteNeeds(needs)
     const hooks: CognitoHook[] = [needs.optional === true ? authenticateOptional : authenticate]
-    if (needs.groups !== undefined) hooks.push(requireGroups(needs.groups, needs))
-    if (needs.scopes !== undefined) hooks.push(requireScopes(needs.scopes, needs))
+    const match = needs.match === undefined ? undefined : { match: needs.match }
+    // A key that is present counts, whatever its value: `groups: process.env.UNSET` is refused
+    // by the requirement, not read as "no groups".
+    if ('groups' in needs) hooks.push(requireGroups(needs.groups as string | readonly string[], match))
+    if ('scopes' in needs) hooks.push(requireScopes(needs.scopes as string | readonly string[], match))
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
     route.onRequest = [...hooks, ...own] as onRequestHookHandler[]
   })
@@ -78,6 +81,7 @@ export * from './types'
 export {
   BadAuthorizationHeaderError,
   ForbiddenError,
+  HookFailedError,
   InvalidOptionError,
   JwksUnavailableError,
   NoTokenError,
