@@ -10,7 +10,8 @@
  *   lib/authenticate.ts  revocation, `resolveUser`, then `request.cognitoClaims`/`cognitoUser`
  *   lib/authorize.ts     `requireGroups`, `requireScopes`
  *   lib/errors.ts        codes, statuses and `WWW-Authenticate` challenges
- * Options are checked once, in lib/options.ts.
+ * Options are checked once, in lib/options.ts; lib/route-guard.ts refuses to start a server with a
+ * `config.cognito` route the plugin could not wire.
  */
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
@@ -19,11 +20,18 @@ import { createAuthenticate } from './lib/authenticate'
 import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
 import { parseOptions } from './lib/options'
+import { kRouteGuard, wireRoute } from './lib/route-guard'
 import { CognitoVerifier } from './lib/verify'
 
 async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {
   if (fastify.hasRequestDecorator('cognitoClaims')) {
     throw new InvalidOptionError('register', 'fastify-cognito-jwt is already registered in this scope or a parent; list several pools in userPools')
+  }
+  if (!fastify.hasDecorator(kRouteGuard)) {
+    // The instance was created before this module loaded (e.g. a plugin file imported lazily by
+    // @fastify/autoload), so nothing watched the routes declared so far.
+    throw new InvalidOptionError('register', 'fastify-cognito-jwt must be imported before the Fastify instance is created, ' +
+      'so that no route declaring config.cognito escapes it: import it in the module that calls Fastify()')
   }
   const settings = parseOptions(options)
   const verifier = new CognitoVerifier({ ...settings, log: fastify.log })
@@ -41,16 +49,18 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   fastify.decorate('cognitoKeyStores', () => verifier.pools.map((pool) => pool.store.stats()))
 
   // Routes may declare their needs in `config.cognito` instead of listing hooks. onRoute sees the
-  // routes declared once the plugin has loaded: `await` its register before declaring them.
+  // routes declared once the plugin has loaded; lib/route-guard.ts refuses to start with any other.
   fastify.addHook('onRoute', (route) => {
     const needs = route.config?.cognito
     if (needs === undefined) return
     checkRouteNeeds(needs)
     const hooks: CognitoHook[] = [needs.optional === true ? authenticateOptional : authenticate]
-    if (needs.groups !== undefined) hooks.push(requireGroups(needs.groups, needs))
-    if (needs.scopes !== undefined) hooks.push(requireScopes(needs.scopes, needs))
-    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
-    route.onRequest = [...hooks, ...own] as onRequestHookHandler[]
+    const match = needs.match === undefined ? undefined : { match: needs.match }
+    // A key that is present counts, whatever its value: `groups: process.env.UNSET` is refused
+    // by the requirement, not read as "no groups".
+    if ('groups' in needs) hooks.push(requireGroups(needs.groups as string | readonly string[], match))
+    if ('scopes' in needs) hooks.push(requireScopes(needs.scopes as string | readonly string[], match))
+    wireRoute(route, hooks as onRequestHookHandler[])
   })
   // Warm start: fetch the keys before the first request needs them.
   const { prefetch } = settings.jwks
@@ -78,6 +88,7 @@ export * from './types'
 export {
   BadAuthorizationHeaderError,
   ForbiddenError,
+  HookFailedError,
   InvalidOptionError,
   JwksUnavailableError,
   NoTokenError,

@@ -8,7 +8,7 @@
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { CognitoClaims, CognitoHook, CognitoUser } from '../types'
-import { buildChallenge, kReason, NoTokenError, TokenRevokedError, UserNotFoundError, type CognitoAuthError } from './errors'
+import { buildChallenge, HookFailedError, kReason, NoTokenError, TokenRevokedError, UserNotFoundError, type CognitoAuthError } from './errors'
 import { extractFromHeader, type Extracted } from './extract'
 import type { Settings } from './options'
 import type { VerifiedToken } from './token-cache'
@@ -21,15 +21,21 @@ export interface AuthenticateContext {
   verifier: CognitoVerifier
 }
 
-/** Answers the request with a refusal: challenge header, debug log, then the error to Fastify. */
-export function refuseRequest (request: FastifyRequest, reply: FastifyReply, realm: string, error: CognitoAuthError, done: Done, scope?: readonly string[]): void {
+/**
+ * Answers the request with a refusal: debug log, then the error to Fastify. The challenge travels
+ * on the error's `headers`, which Fastify's error handler applies to the reply: it reaches the
+ * client only if this error is the answer, not when another strategy (e.g. @fastify/auth's `or`)
+ * lets the request through. Every refusal is a new error object, so the headers are this
+ * request's own.
+ */
+export function refuseRequest (request: FastifyRequest, realm: string, error: CognitoAuthError, done: Done, scope?: readonly string[]): void {
   const challenge = buildChallenge(realm, error, scope)
-  if (challenge !== undefined) reply.header('www-authenticate', challenge)
+  if (challenge !== undefined) error.headers = { 'www-authenticate': challenge }
   request.log.debug({ code: error.code, reason: (error as { [kReason]?: string })[kReason] }, 'cognito: request refused')
   done(error)
 }
 
-/** Lets a callback-style hook also be awaited. */
+/** Lets a callback-style hook also be awaited: any value given to `done` (even `null`) rejects. */
 export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, done: Done) => void): CognitoHook {
   return function hook (this: unknown, request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
     if (done !== undefined) {
@@ -44,6 +50,15 @@ export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, d
  * Without `resolveUser` the user is the claims. Once an application registers its own user type
  * (CognitoUserRegistry), the options' type requires `resolveUser`, so this cast never lies.
  */
+/**
+ * What a throw or rejection of one of the application's hooks answers the request with. One
+ * without an Error (`undefined`, `null`, a string) would otherwise reach `done` as "no error" and
+ * let the request through.
+ */
+function hookFailure (hook: string, err: unknown): Error {
+  return err instanceof Error ? err : new HookFailedError(hook, 'rejected without an Error')
+}
+
 function claimsAsUser (claims: CognitoClaims): CognitoUser {
   return claims as unknown as CognitoUser
 }
@@ -59,7 +74,7 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
       }
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
-  function accept (request: FastifyRequest, reply: FastifyReply, verified: VerifiedToken, done: Done): void {
+  function accept (request: FastifyRequest, verified: VerifiedToken, done: Done): void {
     if (!needsMore) {
       request.cognitoClaims = verified.claims
       request.cognitoUser = claimsAsUser(verified.claims)
@@ -67,7 +82,7 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
       return
     }
     finish(request, verified).then(() => done(), (err: CognitoAuthError) => {
-      if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) refuseRequest(request, reply, realm, err, done)
+      if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) refuseRequest(request, realm, err, done)
       else done(err) // the application's own error, as it threw it
     })
   }
@@ -75,36 +90,52 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
   async function finish (request: FastifyRequest, verified: VerifiedToken): Promise<void> {
     const { claims } = verified
     if (isRevoked !== undefined && Date.now() >= verified.notRevokedUntil) {
-      if (await isRevoked(claims, request)) throw new TokenRevokedError()
+      let revoked: unknown
+      try {
+        revoked = await isRevoked(claims, request)
+      } catch (err) {
+        throw hookFailure('isRevoked', err)
+      }
+      if (revoked === true) throw new TokenRevokedError()
+      // Only `false` clears the token: a forgotten `return` (undefined) must not read as "not revoked".
+      if (revoked !== false) throw new HookFailedError('isRevoked', 'must return true or false')
       if (revocationCacheTtlMs > 0) verified.notRevokedUntil = Date.now() + revocationCacheTtlMs
     }
-    const user = resolveUser === undefined ? claimsAsUser(claims) : await resolveUser(claims, request)
-    if (user === null || user === undefined) throw new UserNotFoundError()
+    let user: unknown = claimsAsUser(claims)
+    if (resolveUser !== undefined) {
+      try {
+        user = await resolveUser(claims, request)
+      } catch (err) {
+        throw hookFailure('resolveUser', err)
+      }
+    }
+    // Every falsy value is no user: `false`, `0` or `''` must not become an authenticated request.
+    if (!user) throw new UserNotFoundError()
     request.cognitoClaims = claims
-    request.cognitoUser = user
+    request.cognitoUser = user as CognitoUser
   }
 
-  return awaitable(function authenticate (request, reply, done) {
+  return awaitable(function authenticate (request, _reply, done) {
     const token = extract(request)
     if (typeof token !== 'string') {
       if (optional && token instanceof NoTokenError) done()
-      else refuseRequest(request, reply, realm, token, done)
+      else refuseRequest(request, realm, token, done)
       return
     }
     let verified: VerifiedToken | Promise<VerifiedToken>
     try {
       verified = verifier.verify(token)
     } catch (err) {
-      refuseRequest(request, reply, realm, err as CognitoAuthError, done)
+      refuseRequest(request, realm, err as CognitoAuthError, done)
       return
     }
     if (verified instanceof Promise) {
       verified.then(
-        (result) => accept(request, reply, result, done),
-        (err: CognitoAuthError) => refuseRequest(request, reply, realm, err, done)
+        (result) => accept(request, result, done),
+        (err: CognitoAuthError) => refuseRequest(request, realm, err, done)
       )
     } else {
-      accept(request, reply, verified, done)
+      accept(request, verified, done)
     }
   })
 }

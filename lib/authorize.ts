@@ -32,11 +32,16 @@ function names (value: unknown, kind: Kind): string[] {
   return list as string[]
 }
 
+const REQUIREMENT_OPTIONS = ['match']
+
 function matchMode (options: RequirementOptions | undefined, option: string): 'any' | 'all' {
-  // A bare string (`requireGroups(['a', 'b'], 'all')`) would otherwise silently mean "any".
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+  // A bare string (`requireGroups(['a', 'b'], 'all')`) or a misspelt key (`{ mach: 'all' }`)
+  // would otherwise silently mean "any".
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
     throw new InvalidOptionError(option, 'must be an object such as { match: "all" }')
   }
+  const unknown = options === undefined ? [] : Object.keys(options).filter((key) => !REQUIREMENT_OPTIONS.includes(key))
+  if (unknown.length > 0) throw new InvalidOptionError(option, `has unknown ${unknown.join(', ')}; expected ${REQUIREMENT_OPTIONS.join(', ')}`)
   const match = options?.match ?? 'any'
   if (match !== 'any' && match !== 'all') throw new InvalidOptionError(option, 'match must be "any" or "all"')
   return match
@@ -57,16 +62,16 @@ function requirement (kind: Kind, held: Held, realm: string, required: unknown, 
   const match = matchMode(options, `${kind} options`)
   // A challenge names missing scopes (RFC 6750 §3); groups are not OAuth scopes and stay unnamed.
   const scope = kind === 'scopes' ? wanted : undefined
-  return awaitable(function authorize (request: FastifyRequest, reply, done) {
+  return awaitable(function authorize (request: FastifyRequest, _reply, done) {
     const claims = request.cognitoClaims
     if (claims === null) {
-      refuseRequest(request, reply, realm, new NoTokenError(), done)
+      refuseRequest(request, realm, new NoTokenError(), done)
       return
     }
     const have = held(claims)
     const ok = match === 'any' ? wanted.some((name) => have.includes(name)) : wanted.every((name) => have.includes(name))
     if (ok) done()
-    else refuseRequest(request, reply, realm, withReason(new ForbiddenError(), `missing ${kind}`), done, scope)
+    else refuseRequest(request, realm, withReason(new ForbiddenError(), `missing ${kind}`), done, scope)
   })
 }
 

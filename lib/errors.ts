@@ -29,9 +29,15 @@ export const JwksUnavailableError = createError(
   noStack
 )
 export const InvalidOptionError = createError<[string, string]>('FST_COGNITO_INVALID_OPTION', 'Invalid option %s: %s', 500, TypeError)
+/**
+ * A hook of the application (`isRevoked`, `resolveUser`) failed without an error to answer with:
+ * it rejected with no Error, or `isRevoked` answered something else than a boolean. Either way the
+ * plugin cannot vouch for the request, so it is an application error, not a pass.
+ */
+export const HookFailedError = createError<[string, string]>('FST_COGNITO_HOOK_FAILED', '%s %s', 500)
 
-/** An error this plugin answers a request with. */
-export type CognitoAuthError = Error & { code: string; statusCode: number }
+/** An error this plugin answers a request with; `headers` carries its challenge to the reply. */
+export type CognitoAuthError = Error & { code: string; statusCode: number; headers?: Record<string, string> }
 
 /** Where the detailed reason of a refusal travels: a symbol, out of reach of serializers and responses. */
 export const kReason = Symbol('fastify-cognito-jwt.reason')

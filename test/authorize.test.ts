@@ -349,3 +349,34 @@ t.test('a config.cognito with a typo fails when the route is registered', async 
       { code: 'FST_COGNITO_INVALID_OPTION', message }, name)
   }
 })
+
+t.test('a groups or scopes key that is present but empty fails when the route is registered', async (t) => {
+  const app = await buildApp(t)
+  const unset: string | undefined = process.env.FASTIFY_COGNITO_JWT_TEST_UNSET_GROUP
+  const cases: Array<[string, object, RegExp]> = [
+    ['groups from an unset variable', { groups: unset }, /^Invalid option groups: /],
+    ['groups undefined beside a match', { groups: undefined, match: 'all' }, /^Invalid option groups: /],
+    ['groups an empty string', { groups: '' }, /^Invalid option groups: /],
+    ['scopes undefined', { scopes: undefined }, /^Invalid option scopes: /],
+    ['scopes an empty string', { scopes: '' }, /^Invalid option scopes: /],
+    ['scopes undefined beside valid groups', { groups: 'admin', scopes: undefined }, /^Invalid option scopes: /],
+    ['groups undefined on an optional route', { optional: true, groups: undefined }, /^Invalid option groups: /]
+  ]
+  for (const [name, cognito, message] of cases) {
+    t.throws(() => app.get(`/${name.replace(/ /g, '-')}`, { config: { cognito } }, whoAmI), { code: 'FST_COGNITO_INVALID_OPTION', message }, name)
+  }
+})
+
+t.test('misspelt requirement options fail when the hook is created', async (t) => {
+  const app = await buildApp(t)
+  const cases: Array<[string, () => unknown, RegExp]> = [
+    ['groups with mach', () => app.requireGroups(['admin', 'billing'], { mach: 'all' } as never), /^Invalid option groups options: has unknown mach; expected match$/],
+    ['scopes with an extra key', () => app.requireScopes('orders/read', { match: 'all', optional: true } as never), /^Invalid option scopes options: has unknown optional; expected match$/],
+    ['groups with a list of options', () => app.requireGroups('admin', ['all'] as never), /^Invalid option groups options: must be an object/]
+  ]
+  for (const [name, make, message] of cases) {
+    t.throws(make, { code: 'FST_COGNITO_INVALID_OPTION', statusCode: 500, message }, name)
+  }
+  t.doesNotThrow(() => app.requireGroups('admin', {}), 'no options set is "any"')
+  t.doesNotThrow(() => app.requireScopes('orders/read', { match: undefined }), 'match left undefined is "any"')
+})

@@ -8,6 +8,7 @@ import t from 'tap'
 import cognitoAuth, {
   BadAuthorizationHeaderError,
   ForbiddenError,
+  HookFailedError,
   InvalidOptionError,
   JwksUnavailableError,
   NoTokenError,
@@ -38,6 +39,10 @@ t.test('each exported error has its code and status', async (t) => {
   const invalidOption = new InvalidOptionError('clientId', 'is required')
   t.equal(invalidOption.code, 'FST_COGNITO_INVALID_OPTION')
   t.equal(invalidOption.message, 'Invalid option clientId: is required')
+  const hookFailed = new HookFailedError('isRevoked', 'rejected without an Error')
+  t.equal(hookFailed.code, 'FST_COGNITO_HOOK_FAILED')
+  t.equal(hookFailed.statusCode, 500)
+  t.equal(hookFailed.message, 'isRevoked rejected without an Error')
 })
 
 t.test('an error handler can tell the refusals apart with instanceof', async (t) => {
@@ -64,4 +69,61 @@ t.test('an error handler can tell the refusals apart with instanceof', async (t)
     t.equal(res.statusCode, status)
     t.same(res.json(), { kind })
   }
+})
+
+t.test('the challenge travels on error.headers: a new error per refusal, in its own realm', async (t) => {
+  const issuer = new LocalIssuer()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const seen: Array<Error & { statusCode?: number, headers?: Record<string, string> }> = []
+  // A handler of the application's own: Fastify does not apply error.headers for it, so it does.
+  app.setErrorHandler((error: Error & { statusCode?: number, headers?: Record<string, string> }, _request, reply) => {
+    seen.push(error)
+    return reply.status(error.statusCode ?? 500).headers(error.headers ?? {}).send({ custom: true })
+  })
+  for (const realm of ['alpha', 'beta']) {
+    await app.register(async (scope) => {
+      await scope.register(cognitoAuth, { ...issuer.pluginOptions(), realm })
+      scope.get('/me', { onRequest: scope.authenticate }, async () => 'ok')
+      scope.get('/admin', { config: { cognito: { groups: 'admin' } } }, async () => 'ok')
+    }, { prefix: `/${realm}` })
+  }
+  const user = { authorization: `Bearer ${issuer.idToken()}` }
+  const cases: Array<[string, Record<string, string>, number, string]> = [
+    ['/alpha/me', {}, 401, 'Bearer realm="alpha"'],
+    ['/beta/me', {}, 401, 'Bearer realm="beta"'],
+    ['/alpha/me', {}, 401, 'Bearer realm="alpha"'],
+    ['/beta/admin', user, 403, 'Bearer realm="beta", error="insufficient_scope", error_description="Insufficient permissions"'],
+    ['/alpha/admin', { authorization: 'Bearer a.b.c' }, 401, 'Bearer realm="alpha", error="invalid_token", error_description="The token is invalid"']
+  ]
+  for (const [url, headers, status, challenge] of cases) {
+    const res = await app.inject({ url, headers })
+    t.equal(res.statusCode, status, url)
+    t.same(res.json(), { custom: true }, `${url}: the application's handler answered`)
+    t.equal(res.headers['www-authenticate'], challenge, `${url}: the challenge reached it on error.headers`)
+  }
+  t.equal(new Set(seen).size, cases.length, 'every refusal is its own error object')
+  t.same(seen.map((error) => error.headers), cases.map(([, , , challenge]) => ({ 'www-authenticate': challenge })), 'no headers leaked between refusals')
+})
+
+t.test('an error handler that neither applies error.headers nor hands the error on sends no challenge', async (t) => {
+  const issuer = new LocalIssuer()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(cognitoAuth, issuer.pluginOptions())
+  app.register(async (scope) => {
+    scope.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => reply.status(error.statusCode ?? 500).send({ custom: true }))
+    scope.get('/own', { onRequest: scope.authenticate }, async () => 'ok')
+  })
+  app.register(async (scope) => {
+    // reply.send(error) hands it to the parent's handler, Fastify's default, which applies them.
+    scope.setErrorHandler((error, _request, reply) => { reply.send(error) })
+    scope.get('/handed-on', { onRequest: scope.authenticate }, async () => 'ok')
+  })
+  const own = await app.inject({ url: '/own' })
+  t.equal(own.statusCode, 401)
+  t.equal(own.headers['www-authenticate'], undefined)
+  const handedOn = await app.inject({ url: '/handed-on' })
+  t.equal(handedOn.statusCode, 401)
+  t.equal(handedOn.headers['www-authenticate'], 'Bearer realm="api"')
 })

@@ -7,6 +7,7 @@ import cookie from '@fastify/cookie'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import cognitoAuth, { type CognitoAuthOptions, type CognitoSinglePoolOptions, type CognitoClaims } from '../index'
+import { awaitable } from '../lib/authenticate'
 import { LocalIssuer } from '../testing'
 
 const NO_TOKEN = 'Bearer realm="api"'
@@ -137,6 +138,42 @@ t.test('resolveUser', async (t) => {
     }
   })
 
+  t.test('any falsy value is no user: 401 USER_NOT_FOUND', async (t) => {
+    for (const missing of [false, 0, '', Number.NaN, 0n]) {
+      let handled = 0
+      const app = await buildApp(t, { resolveUser: (async () => missing) as unknown as CognitoAuthOptions['resolveUser'] })
+      app.get('/config', { config: { cognito: {} } }, async () => { handled++; return 'reached' })
+      for (const url of ['/me', '/config']) {
+        refused(t, await app.inject({ url, headers: bearer(issuer.idToken()) }), 401, 'FST_COGNITO_USER_NOT_FOUND', UNKNOWN_USER)
+      }
+      t.equal(handled, 0, `${String(missing)}: no handler ran`)
+    }
+  })
+
+  t.test('a resolveUser that rejects or throws without an Error stops the request', async (t) => {
+    const failing: Array<() => unknown> = [
+      () => Promise.reject(),
+      async () => { throw null },
+      () => { throw 'user store down' }
+    ]
+    for (const resolveUser of failing) {
+      let handled = 0
+      const app = await buildApp(t, { resolveUser: resolveUser as CognitoAuthOptions['resolveUser'] })
+      app.get('/by-hand', async (request, reply) => {
+        await app.authenticate(request, reply)
+        handled++
+        return 'reached'
+      })
+      for (const url of ['/me', '/by-hand']) {
+        const res = await app.inject({ url, headers: bearer(issuer.idToken()) })
+        t.equal(res.statusCode, 500)
+        t.same(res.json(), { statusCode: 500, code: 'FST_COGNITO_HOOK_FAILED', error: 'Internal Server Error', message: 'resolveUser rejected without an Error' })
+        t.equal(res.headers['www-authenticate'], undefined)
+      }
+      t.equal(handled, 0, 'the hand-awaited hook rejected')
+    }
+  })
+
   t.test('a throwing resolveUser is the application\'s error, as thrown', async (t) => {
     const failing = [
       () => { throw new Error('database down') },
@@ -223,6 +260,16 @@ t.test('how the hook can be called', async (t) => {
     }
     t.same((await app.inject({ url: '/awaited-optional' })).json(), { sub: null })
     t.same((await app.inject({ url: '/awaited-optional', headers: bearer(issuer.idToken({ sub: 'hal' })) })).json(), { sub: 'hal' })
+  })
+
+  t.test('awaited, the hook rejects whatever value done is given, falsy ones too', async (t) => {
+    const request = {} as FastifyRequest
+    const reply = {} as FastifyReply
+    for (const value of [null, false, 0, '', new Error('refused')]) {
+      const hook = awaitable((_request, _reply, done) => done(value as Error))
+      await t.rejects(hook(request, reply), value as Error, String(value))
+    }
+    await t.resolves(awaitable((_request, _reply, done) => done())(request, reply), 'done() resolves')
   })
 
   t.test('as used by Fastify, bound to another instance', async (t) => {

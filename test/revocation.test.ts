@@ -173,3 +173,50 @@ t.test('a failed isRevoked is not remembered as "not revoked"', async (t) => {
   revoked(t, await app.inject({ url: '/me', headers: bearer(token) }))
   t.equal(calls, 2)
 })
+
+/** The answer to an application hook that failed without an Error to answer with. */
+function hookFailed (t: Test, res: LightMyRequestResponse, message: string): void {
+  t.equal(res.statusCode, 500, 'status')
+  t.same(res.json(), { statusCode: 500, code: 'FST_COGNITO_HOOK_FAILED', error: 'Internal Server Error', message }, 'body')
+  t.equal(res.headers['www-authenticate'], undefined, 'no challenge: the client is not at fault')
+}
+
+t.test('an isRevoked that rejects or throws without an Error stops the request', async (t) => {
+  const failing: Record<string, CognitoAuthOptions['isRevoked']> = {
+    'rejects with nothing': () => Promise.reject(),
+    'rejects with null': async () => { throw null },
+    'throws a string': () => { throw 'revocation store down' },
+    'rejects with a plain object': async () => { throw { statusCode: 200 } }
+  }
+  for (const [name, isRevoked] of Object.entries(failing)) {
+    t.test(name, async (t) => {
+      let handled = 0
+      const app = await buildApp(t, { isRevoked })
+      app.get('/by-hand', async (request, reply) => {
+        await app.authenticate(request, reply)
+        handled++
+        return { sub: request.cognitoClaims?.sub ?? null }
+      })
+      app.get('/config', { config: { cognito: {} } }, async () => { handled++; return 'reached' })
+      for (const url of ['/me', '/by-hand', '/config']) {
+        hookFailed(t, await app.inject({ url, headers: bearer(issuer.idToken()) }), 'isRevoked rejected without an Error')
+      }
+      t.equal(handled, 0, 'no handler ran')
+    })
+  }
+})
+
+t.test('only false means "not revoked"', async (t) => {
+  const answers: unknown[] = [undefined, null, 1, 0, 'no', 'false', {}, Promise.resolve(undefined)]
+  for (const answer of answers) {
+    let calls = 0
+    const app = await buildApp(t, { revocationCacheTtl: 60, isRevoked: (() => { calls++; return answer }) as unknown as CognitoAuthOptions['isRevoked'] })
+    const token = issuer.idToken()
+    hookFailed(t, await app.inject({ url: '/me', headers: bearer(token) }), 'isRevoked must return true or false')
+    hookFailed(t, await app.inject({ url: '/me', headers: bearer(token) }), 'isRevoked must return true or false')
+    t.equal(calls, 2, 'a non-boolean answer is not remembered')
+  }
+  const app = await buildApp(t, { isRevoked: (claims) => claims.sub === 'revoked' })
+  revoked(t, await app.inject({ url: '/me', headers: bearer(issuer.idToken({ sub: 'revoked' })) }))
+  t.equal((await app.inject({ url: '/me', headers: bearer(issuer.idToken({ sub: 'kept' })) })).statusCode, 200, 'false passes')
+})

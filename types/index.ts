@@ -164,7 +164,10 @@ export interface TokenCacheOptions {
 /** Where the token comes from: the `Authorization: Bearer` header unless the application says otherwise. */
 export type TokenExtractor = (request: FastifyRequest) => string | undefined | null
 
-/** Turns verified claims into the application's user; `null`/`undefined` means no such user (401). */
+/**
+ * Turns verified claims into the application's user. Any falsy value (`null`, `undefined`, `false`,
+ * `0`, `''`) means no such user (401); a rejection without an Error is FST_COGNITO_HOOK_FAILED (500).
+ */
 export type ResolveUser = (claims: CognitoClaims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
 
 /** Options that hold for every pool of an instance. */
@@ -172,7 +175,11 @@ export interface CognitoAuthSharedOptions {
   /** Seconds of leeway for `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
   resolveUser?: ResolveUser
-  /** Says whether a verified token was revoked (e.g. after GlobalSignOut); `true` answers 401. */
+  /**
+   * Says whether a verified token was revoked (e.g. after GlobalSignOut): `true` answers 401, only
+   * `false` lets the request on; any other answer, or a rejection without an Error, is
+   * FST_COGNITO_HOOK_FAILED (500).
+   */
   isRevoked?: (claims: CognitoClaims, request: FastifyRequest) => boolean | Promise<boolean>
   /** Seconds an `isRevoked` answer is reused for the same token. Default 0: asked on every request. */
   revocationCacheTtl?: number
@@ -202,12 +209,16 @@ export type CognitoUserResolution = CognitoUserRegistry extends { user: unknown 
 
 export type CognitoAuthOptions = (CognitoSinglePoolOptions | CognitoMultiPoolOptions) & CognitoUserResolution
 
-/** How `requireGroups`/`requireScopes` combine several names: any one of them (the default), or all. */
+/** How `requireGroups`/`requireScopes` combine several names: any one of them (the default), or all. Other keys are refused. */
 export interface RequirementOptions {
   match?: 'any' | 'all'
 }
 
-/** What a route declares in `config.cognito`. */
+/**
+ * What a route declares in `config.cognito`. A `groups` or `scopes` key that is present must hold
+ * names, even if its value comes from configuration. The route must be declared where the plugin
+ * sees it (in its scope or a child, once it loaded), or the server refuses to start.
+ */
 export interface CognitoRouteConfig extends RequirementOptions {
   groups?: string | readonly string[]
   scopes?: string | readonly string[]

@@ -1,0 +1,75 @@
+/**
+ * Routes that declare `config.cognito` get their hooks from the plugin's `onRoute` hook, which
+ * sees only the routes declared after the plugin loaded, in its scope and the scopes created
+ * after it. A route declared before (an unawaited register, a route or a scope first) or outside
+ * it (a sibling scope) would get no hook at all: it would be public.
+ *
+ * So every Fastify instance created once this module is loaded is watched from its creation,
+ * through Fastify's `fastify.initialization` diagnostics channel: a root-level `onRoute` hook
+ * notes each route that declares `config.cognito`, and the server refuses to become ready while
+ * one of them was not wired by the plugin. It all happens at startup: a wired route pays nothing
+ * per request.
+ */
+import { subscribe } from 'node:diagnostics_channel'
+import type { FastifyInstance, onRequestHookHandler, RouteOptions } from 'fastify'
+import { InvalidOptionError } from './errors'
+
+// Registry symbols: a CommonJS and an ES copy of the package in one process must agree on them.
+/** Decorates the root of a watched instance; scopes inherit it. */
+export const kRouteGuard = Symbol.for('fastify-cognito-jwt.route-guard')
+const kWired = Symbol.for('fastify-cognito-jwt.wired')
+
+type Marked = RouteOptions & { [kWired]?: true }
+type Hook = onRequestHookHandler & { [kWired]?: false }
+
+/**
+ * The first hook of every `config.cognito` route until the plugin wires it: should a failed start
+ * be ignored (e.g. `inject` after `ready()` rejected), the route still answers no request.
+ */
+const refuseUnwired: Hook = Object.assign(function refuseUnwired (_request: unknown, _reply: unknown, done: (err: Error) => void): void {
+  done(new InvalidOptionError('config.cognito', 'this route was declared where fastify-cognito-jwt could not add its hooks'))
+}, { [kWired]: false as const })
+
+function ownHooks (route: RouteOptions): onRequestHookHandler[] {
+  const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+  return (own as Hook[]).filter((hook) => hook[kWired] !== false)
+}
+
+/**
+ * Puts the plugin's hooks first on a route (in the options object `onRoute` got), before the
+ * route's own, in place of the refusing hook, and records it as wired.
+ */
+export function wireRoute (route: RouteOptions, hooks: readonly onRequestHookHandler[]): void {
+  route.onRequest = [...hooks, ...ownHooks(route)]
+  ;(route as Marked)[kWired] = true
+}
+
+function describe (route: RouteOptions): string {
+  const methods = Array.isArray(route.method) ? route.method.join(',') : route.method
+  return `${methods} ${route.url}`
+}
+
+/** Watches the routes of a new root instance; a second copy of the package leaves it to the first. */
+export function guardRoutes (root: FastifyInstance): void {
+  if (root.hasDecorator(kRouteGuard)) return
+  root.decorate(kRouteGuard, true)
+  const declared: RouteOptions[] = []
+  // Added when the instance is created, this hook runs before any the plugin adds.
+  root.addHook('onRoute', (route) => {
+    if (route.config?.cognito === undefined) return
+    declared.push(route)
+    route.onRequest = [refuseUnwired, ...ownHooks(route)]
+  })
+  root.addHook('onReady', async () => {
+    const unwired = declared.filter((route) => (route as Marked)[kWired] !== true).map(describe)
+    declared.length = 0
+    if (unwired.length === 0) return
+    throw new InvalidOptionError('config.cognito', `routes ${unwired.join(', ')} declare it where fastify-cognito-jwt ` +
+      'could not add its hooks (declared before the plugin loaded, or outside its scope), so they would be public: ' +
+      'await app.register(cognitoAuth, options) in their scope or a parent before declaring them')
+  })
+}
+
+subscribe('fastify.initialization', (message) => {
+  guardRoutes((message as { fastify: FastifyInstance }).fastify)
+})
