@@ -20,7 +20,7 @@ import { createAuthenticate } from './lib/authenticate'
 import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
 import { parseOptions } from './lib/options'
-import { kRouteGuard, wireRoute } from './lib/route-guard'
+import { kRouteGuard, refuseUnwiredRequest, wireRoute } from './lib/route-guard'
 import { CognitoVerifier } from './lib/verify'
 
 async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {
@@ -28,10 +28,10 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
     throw new InvalidOptionError('register', 'fastify-cognito-jwt is already registered in this scope or a parent; list several pools in userPools')
   }
   if (!fastify.hasDecorator(kRouteGuard)) {
-    // The instance was created before this module loaded (e.g. a plugin file imported lazily by
-    // @fastify/autoload), so nothing watched the routes declared so far.
-    throw new InvalidOptionError('register', 'fastify-cognito-jwt must be imported before the Fastify instance is created, ' +
-      'so that no route declaring config.cognito escapes it: import it in the module that calls Fastify()')
+    // The instance was created before this module loaded (e.g. by fastify-cli, or with a plugin
+    // file that @fastify/autoload imports later): nothing watched the routes declared so far.
+    fastify.log.debug('cognito: instance created before the plugin was imported; config.cognito routes are checked per request')
+    fastify.addHook('onRequest', refuseUnwiredRequest)
   }
   const settings = parseOptions(options)
   const verifier = new CognitoVerifier({ ...settings, log: fastify.log })

@@ -27,8 +27,12 @@ type Hook = onRequestHookHandler & { [kWired]?: false }
  * be ignored (e.g. `inject` after `ready()` rejected), the route still answers no request.
  */
 const refuseUnwired: Hook = Object.assign(function refuseUnwired (_request: unknown, _reply: unknown, done: (err: Error) => void): void {
-  done(new InvalidOptionError('config.cognito', 'this route was declared where fastify-cognito-jwt could not add its hooks'))
+  done(unwiredRoute())
 }, { [kWired]: false as const })
+
+function unwiredRoute (): Error {
+  return new InvalidOptionError('config.cognito', 'this route was declared where fastify-cognito-jwt could not add its hooks')
+}
 
 function ownHooks (route: RouteOptions): onRequestHookHandler[] {
   const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
@@ -42,6 +46,20 @@ function ownHooks (route: RouteOptions): onRequestHookHandler[] {
 export function wireRoute (route: RouteOptions, hooks: readonly onRequestHookHandler[]): void {
   route.onRequest = [...hooks, ...ownHooks(route)]
   ;(route as Marked)[kWired] = true
+  // Fastify copies the config into the route's context, symbol keys included: the request sees it.
+  route.config = { ...route.config, [kWired]: true } as RouteOptions['config']
+}
+
+/**
+ * For an instance created before this module loaded, whose earlier routes nothing watched: a
+ * scope-level hook, which Fastify joins to every route of the scope (those declared before it
+ * included) when the server gets ready, refuses any `config.cognito` route the plugin did not
+ * wire. It costs a property read per request, on those instances only.
+ */
+export const refuseUnwiredRequest: onRequestHookHandler = function refuseUnwiredRequest (request, _reply, done) {
+  const config = request.routeOptions.config as { cognito?: unknown, [kWired]?: true }
+  if (config.cognito === undefined || config[kWired] === true) done()
+  else done(unwiredRoute())
 }
 
 function describe (route: RouteOptions): string {
