@@ -5,8 +5,8 @@
 import type { KeyObject } from 'node:crypto'
 import fastify from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import cognitoAuth, { type JsonWebKeySet } from '../../index'
-import { LocalIssuer, type ClaimOverrides } from '../../testing'
+import cognitoAuth, { type JsonWebKeySet } from '../../../index'
+import { LocalIssuer, type ClaimOverrides } from '../../../testing'
 
 const issuer = new LocalIssuer()
 
