@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import type { CognitoAuthOptions, CognitoHook } from './types'
+import type { CognitoAuthOptions, CognitoAuthPlugin, CognitoHook } from './types'
 import { createAuthenticate } from './lib/authenticate'
 import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
@@ -81,7 +81,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   })
 }
 
-export const cognitoAuth = fp(cognitoAuthPlugin, { fastify: '5.x', name: 'fastify-cognito-jwt' })
+export const cognitoAuth = fp(cognitoAuthPlugin, { fastify: '5.x', name: 'fastify-cognito-jwt' }) as CognitoAuthPlugin
 export default cognitoAuth
 
 export * from './types'

@@ -8,6 +8,7 @@ import { generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:cryp
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { CognitoAccessTokenClaims, CognitoIdTokenClaims, JsonWebKey, JsonWebKeySet } from './types'
+import { closeOnAsyncDispose } from './lib/async-dispose'
 
 export interface LocalIssuerOptions {
   /** Default `eu-central-1_LocalPool`. */
@@ -70,6 +71,8 @@ export class LocalIssuer {
   private signingKeys: SigningKey[]
   private server: Server | undefined
   private url: string | undefined
+  /** `close()`, for `await using` (defined below, on runtimes that have `Symbol.asyncDispose`). */
+  declare [Symbol.asyncDispose]: () => Promise<void>
 
   constructor (options: LocalIssuerOptions = {}) {
     this.userPoolId = options.userPoolId ?? 'eu-central-1_LocalPool'
@@ -137,6 +140,7 @@ export class LocalIssuer {
     return this.url
   }
 
+  /** Stops the JWKS server, if `listen()` started one. `await using issuer = new LocalIssuer()` calls it at the end of the scope. */
   async close (): Promise<void> {
     const server = this.server
     if (server === undefined) return
@@ -215,3 +219,5 @@ export class LocalIssuer {
   }
 }
 
+// Node.js before 20.4 has no Symbol.asyncDispose; `close()` works there all the same.
+closeOnAsyncDispose(LocalIssuer.prototype, (Symbol as { asyncDispose?: symbol }).asyncDispose)

@@ -90,7 +90,8 @@ export async function runCheck (baseUrl: string, check: Check): Promise<CheckRes
   return { check, status: response.status, code, pass }
 }
 
-function outcome (status: number, code: string | undefined): string {
+/** A status and its error code, as printed: `200`, `401 FST_COGNITO_NO_TOKEN`. */
+export function outcome (status: number, code: string | undefined): string {
   return code === undefined ? String(status) : `${status} ${code}`
 }
 

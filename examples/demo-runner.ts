@@ -7,7 +7,7 @@
 import type { CognitoSinglePoolOptions } from '../index'
 import { LocalIssuer } from '../testing'
 import { buildApp } from './app'
-import { demoChecks, demoTokens, formatResult, runCheck, summarize } from './checks'
+import { demoChecks, demoTokens, formatResult, outcome, runCheck, summarize, type Check } from './checks'
 import { UserStore } from './users'
 
 type Env = Record<string, string | undefined>
@@ -95,13 +95,40 @@ async function serveUntilStopped (api: RunningApi, print: DemoIo['print']): Prom
   await api.close()
 }
 
+/** A request the local demo suggests, with the shell variable holding its token. */
+interface SuggestedRequest {
+  path: string
+  token?: 'ID_TOKEN' | 'ADMIN_TOKEN' | 'ACCESS_TOKEN'
+  expected: Check['expected']
+}
+
+const suggestedRequests: SuggestedRequest[] = [
+  { path: '/', expected: { status: 200 } },
+  { path: '/me', expected: { status: 401, code: 'FST_COGNITO_NO_TOKEN' } },
+  { path: '/me', token: 'ID_TOKEN', expected: { status: 200 } },
+  { path: '/admin', token: 'ID_TOKEN', expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } },
+  { path: '/admin', token: 'ADMIN_TOKEN', expected: { status: 200 } },
+  { path: '/orders', token: 'ACCESS_TOKEN', expected: { status: 200 } },
+  { path: '/orders', token: 'ID_TOKEN', expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } }
+]
+
+/** One `curl` command per suggested request, each ending in a shell comment with the answer to expect. */
+export function curlLines (url: string): string[] {
+  const commands = suggestedRequests.map(({ path, token }) =>
+    token === undefined ? `curl -i ${url}${path}` : `curl -i -H "Authorization: Bearer $${token}" ${url}${path}`)
+  const width = Math.max(...commands.map((command) => command.length))
+  return commands.map((command, i) => {
+    const { status, code } = suggestedRequests[i].expected
+    return `${command.padEnd(width)}  # expect ${outcome(status, code)}`
+  })
+}
+
 async function serveLocal ({ env, print }: DemoIo): Promise<number> {
   const issuer = new LocalIssuer()
   await issuer.listen()
   try {
     const api = await startApi(issuer.pluginOptions(), env, portFromEnv(env))
     const tokens = demoTokens(issuer)
-    const curl = (token: string, path: string): string => `curl -i -H "Authorization: Bearer $${token}" ${api.url}${path}`
     print(`Local user pool ${issuer.userPoolId}, keys at ${issuer.jwksUri}`)
     print(`API listening on ${api.url} (Ctrl-C stops it)`)
     print('')
@@ -110,11 +137,7 @@ async function serveLocal ({ env, print }: DemoIo): Promise<number> {
     print(`ID_TOKEN=${tokens.id}`)
     print(`ADMIN_TOKEN=${tokens.admin}`)
     print(`ACCESS_TOKEN=${tokens.access}`)
-    print(`curl -i ${api.url}/`)
-    print(curl('ID_TOKEN', '/me'))
-    print(curl('ID_TOKEN', '/admin'))
-    print(curl('ADMIN_TOKEN', '/admin'))
-    print(curl('ACCESS_TOKEN', '/orders'))
+    for (const line of curlLines(api.url)) print(line)
     await serveUntilStopped(api, print)
   } finally {
     await issuer.close()

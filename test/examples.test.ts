@@ -8,7 +8,7 @@ import cognitoAuth from '../index'
 import { LocalIssuer } from '../testing'
 import { buildApp } from '../examples/app'
 import { demoChecks, formatResult, runCheck, summarize, type CheckResult } from '../examples/checks'
-import { cognitoOptionsFromEnv, describeListenError, portFromEnv } from '../examples/demo-runner'
+import { cognitoOptionsFromEnv, curlLines, describeListenError, portFromEnv } from '../examples/demo-runner'
 import { UserStore } from '../examples/users'
 
 const root = resolve(__dirname, '..')
@@ -223,6 +223,14 @@ t.test('portFromEnv', async (t) => {
   }
 })
 
+t.test('curlLines ends each command with the answer to expect, aligned', async (t) => {
+  const lines = curlLines('http://127.0.0.1:3000')
+  t.equal(lines[0], `${'curl -i http://127.0.0.1:3000/'.padEnd(lines[2].indexOf('  # expect'))}  # expect 200`)
+  t.equal(lines[1].slice(lines[1].indexOf('#')), '# expect 401 FST_COGNITO_NO_TOKEN')
+  t.equal(lines[3], 'curl -i -H "Authorization: Bearer $ID_TOKEN" http://127.0.0.1:3000/admin       # expect 403 FST_COGNITO_FORBIDDEN')
+  t.equal(new Set(lines.map((line) => line.indexOf('  # expect'))).size, 1, 'the comments line up')
+})
+
 t.test('describeListenError says when the port is taken', async (t) => {
   const inUse = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })
   t.match(describeListenError(inUse, 3000).message, /^Port 3000 on 127\.0\.0\.1 is already in use/)
@@ -334,13 +342,30 @@ t.test('npm run demo -- --once, exactly as a reader runs it', async (t) => {
 
 t.test('demo serves with a local user pool until SIGTERM', async (t) => {
   const demo = startDemo(t, [], { PORT: '0' })
-  await demo.waitFor(/\/orders\n/)
+  await demo.waitFor(/^curl .*\$ID_TOKEN.*\/orders +# expect .*\n/m)
   const url = demo.stdout().match(/API listening on (http:\/\/127\.0\.0\.1:\d+)/)?.[1]
   const token = demo.stdout().match(/^ID_TOKEN=(\S+)$/m)?.[1]
-  t.match(demo.stdout(), /^curl -i -H "Authorization: Bearer \$ID_TOKEN" http:\/\/127\.0\.0\.1:\d+\/me$/m)
+  t.match(demo.stdout(), /^curl -i -H "Authorization: Bearer \$ID_TOKEN" http:\/\/127\.0\.0\.1:\d+\/me +# expect 200$/m)
   const response = await fetch(`${url}/me`, { headers: { authorization: `Bearer ${token}` } })
   t.equal(response.status, 200)
   t.match(await response.json(), { id: 1, email: 'alice@example.com' })
+
+  // Every printed curl line says what it answers, and answers that.
+  const tokens = Object.fromEntries([...demo.stdout().matchAll(/^([A-Z_]+_TOKEN)=(\S+)$/gm)].map(([, name, value]) => [name, value]))
+  const lines = demo.stdout().split('\n').filter((line) => line.startsWith('curl '))
+  t.equal(lines.length, 7)
+  for (const line of lines) {
+    const parsed = line.match(/^curl -i (?:-H "Authorization: Bearer \$([A-Z_]+)" )?(\S+) +# expect (\d{3})(?: (FST_COGNITO_[A-Z_]+))?$/)
+    if (parsed === null) {
+      t.fail(`not a curl line with its expected answer: ${line}`)
+      continue
+    }
+    const [, tokenName, target, status, code] = parsed
+    const headers: Record<string, string> = tokenName === undefined ? {} : { authorization: `Bearer ${tokens[tokenName]}` }
+    const answer = await fetch(target, { headers })
+    const body = await answer.json() as { code?: string }
+    t.same([answer.status, body.code], [Number(status), code], line)
+  }
   demo.stop()
   t.equal(await demo.exit, 0, demo.stderr())
   t.match(demo.stdout(), /SIGTERM: stopping\n$/)

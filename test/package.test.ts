@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import t from 'tap'
@@ -93,6 +93,11 @@ app.register(cognitoAuth, issuer.pluginOptions())
 app.register(named, { userPoolId: 'eu-central-1_xYzaq', clientId: null, tokenUse: 'access' })
 // @ts-expect-error tokenUse is 'id', 'access' or 'any'
 app.register(cognitoAuth, { userPoolId: 'eu-central-1_xYzaq', clientId: 'c', tokenUse: 'both' })
+// The claims of resolveUser and isRevoked follow tokenUse: an ID token's by default.
+app.register(cognitoAuth, { userPoolId: 'eu-central-1_xYzaq', clientId: 'c', resolveUser: (claims) => claims.email === undefined ? null : claims })
+app.register(cognitoAuth, { userPoolId: 'eu-central-1_xYzaq', clientId: 'c', tokenUse: 'access', isRevoked: (claims) => { const id: string = claims.client_id; return id === '' } })
+// @ts-expect-error an ID token has no client_id claim of a known type
+app.register(cognitoAuth, { userPoolId: 'eu-central-1_xYzaq', clientId: 'c', isRevoked: (claims) => { const id: string = claims.client_id; return id === '' } })
 app.get('/', { onRequest: app.authenticate }, async (request) => {
   const claims: CognitoClaims | null = request.cognitoClaims
   // @ts-expect-error the claims may be null
@@ -135,6 +140,13 @@ t.test('the packed package', async (t) => {
   const packed = JSON.parse(await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], root))
   const files: string[] = packed[0].files.map((file: { path: string }) => file.path)
 
+  t.test('ships the build, the README, the license and the changelog, and nothing else', async (t) => {
+    t.same(files.filter((file) => !file.startsWith('dist/')).sort(), ['CHANGELOG.md', 'LICENSE', 'README.md', 'package.json'])
+    t.ok(files.filter((file) => file.startsWith('dist/')).length > 10, 'the dist/ files')
+    const unexpected = files.filter((file) => file.startsWith('dist/') && !/^dist\/(index|testing|lib\/[a-z-]+|types\/index)\.(js|cjs|mjs|d\.ts|d\.mts)$/.test(file))
+    t.same(unexpected, [], 'dist/ holds the entry points, the modules of lib/ and the declarations only')
+  })
+
   t.test('ships the entries with their declarations, and no sources or tests', async (t) => {
     for (const file of ['package.json', 'dist/index.cjs', 'dist/index.mjs', 'dist/index.js', 'dist/testing.cjs', 'dist/testing.mjs', 'dist/testing.js']) {
       t.ok(files.includes(file), file)
@@ -155,6 +167,14 @@ t.test('the packed package', async (t) => {
     if (entry.startsWith('.') || entry === packageName) continue
     await symlink(join(root, 'node_modules', entry), join(modules, entry), 'dir')
   }
+
+  t.test('runs no script when it is installed', async (t) => {
+    const manifest = JSON.parse(await readFile(join(installed, 'package.json'), 'utf8')) as { scripts?: Record<string, string>, license?: string }
+    const installScripts = ['preinstall', 'install', 'postinstall', 'prepare', 'preprepare', 'postprepare']
+    t.same(Object.keys(manifest.scripts ?? {}).filter((name) => installScripts.includes(name)), [])
+    t.equal(manifest.license, 'MIT')
+    t.match(await readFile(join(installed, 'LICENSE'), 'utf8'), /^MIT License\n\nCopyright \(c\) 2026 fastify-cognito-jwt contributors\n/)
+  })
 
   t.test('require() returns the plugin, and the main entry leaves the testing kit alone', async (t) => {
     await writeFile(join(scratch, 'check.cjs'), cjsCheck)

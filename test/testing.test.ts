@@ -10,6 +10,7 @@ import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import cognitoAuth, { type CognitoAuthOptions, type JsonWebKeySet } from '../index'
+import { closeOnAsyncDispose } from '../lib/async-dispose'
 import { LocalIssuer } from '../testing'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -355,6 +356,40 @@ t.test('the JWKS server', async (t) => {
     await issuer.close()
     t.throws(() => issuer.jwksUri, /call listen\(\)/, 'no jwksUri once closed')
     await t.rejects(fetch(url), TypeError, 'nothing listens any more')
+  })
+})
+
+t.test('await using', async (t) => {
+  t.test('closes the issuer at the end of the scope', async (t) => {
+    let url: string
+    {
+      await using issuer = new LocalIssuer()
+      url = await issuer.listen()
+      const res = await fetch(url)
+      t.equal(res.status, 200, 'served within the scope')
+      await res.body?.cancel()
+    }
+    await t.rejects(fetch(url), TypeError, 'nothing listens after it')
+  })
+
+  t.test('is close() under Symbol.asyncDispose', async (t) => {
+    const issuer = new LocalIssuer()
+    await issuer.listen()
+    await issuer[Symbol.asyncDispose]()
+    t.throws(() => issuer.jwksUri, /call listen\(\)/, 'closed')
+    await issuer[Symbol.asyncDispose]()
+    t.pass('disposing twice is harmless, as closing twice is')
+  })
+
+  t.test('a runtime without Symbol.asyncDispose gets no such method, and close() still works', async (t) => {
+    let closed = 0
+    const prototype = { close: async () => { closed++ } }
+    closeOnAsyncDispose(prototype, undefined)
+    t.same(Object.getOwnPropertySymbols(prototype), [])
+    const key = Symbol('asyncDispose')
+    closeOnAsyncDispose(prototype, key)
+    await (prototype as unknown as Record<symbol, () => Promise<void>>)[key]()
+    t.equal(closed, 1, 'with a key, the method calls close()')
   })
 })
 

@@ -3,10 +3,16 @@
  * decorators the plugin adds.
  */
 import type {
+  FastifyBaseLogger,
+  FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
+  FastifyTypeProvider,
   onRequestHookHandler,
-  preHandlerHookHandler
+  preHandlerHookHandler,
+  RawServerBase,
+  RawServerDefault,
+  RegisterOptions
 } from 'fastify'
 
 /** Claims every token issued by a Cognito user pool carries. */
@@ -77,6 +83,10 @@ export type CognitoClaims = CognitoIdTokenClaims | CognitoAccessTokenClaims
 
 /** Which tokens a pool accepts. */
 export type TokenUse = 'id' | 'access' | 'any'
+
+/** The claims of the tokens a pool with this `tokenUse` accepts: `'any'` (or a mix) gives the union. */
+export type CognitoClaimsFor<Use extends TokenUse> =
+  Use extends 'id' ? CognitoIdTokenClaims : Use extends 'access' ? CognitoAccessTokenClaims : CognitoClaims
 
 /**
  * The application's user. Augment this interface to give `request.cognitoUser` your own type:
@@ -167,20 +177,26 @@ export type TokenExtractor = (request: FastifyRequest) => string | undefined | n
 /**
  * Turns verified claims into the application's user. Any falsy value (`null`, `undefined`, `false`,
  * `0`, `''`) means no such user (401); a rejection without an Error is FST_COGNITO_HOOK_FAILED (500).
+ * `Claims` are those of the tokens the pool accepts (see `CognitoClaimsFor`).
  */
-export type ResolveUser = (claims: CognitoClaims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
+export type ResolveUser<Claims extends CognitoClaims = CognitoClaims> =
+  (claims: Claims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
 
-/** Options that hold for every pool of an instance. */
-export interface CognitoAuthSharedOptions {
+/** Says whether a verified token was revoked (e.g. after GlobalSignOut); `true` answers 401. */
+export type IsRevoked<Claims extends CognitoClaims = CognitoClaims> =
+  (claims: Claims, request: FastifyRequest) => boolean | Promise<boolean>
+
+/** Options that hold for every pool of an instance; `Claims` are the claims its hooks receive. */
+export interface CognitoAuthSharedOptions<Claims extends CognitoClaims = CognitoClaims> {
   /** Seconds of leeway for `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
-  resolveUser?: ResolveUser
+  resolveUser?: ResolveUser<Claims>
   /**
    * Says whether a verified token was revoked (e.g. after GlobalSignOut): `true` answers 401, only
    * `false` lets the request on; any other answer, or a rejection without an Error, is
    * FST_COGNITO_HOOK_FAILED (500).
    */
-  isRevoked?: (claims: CognitoClaims, request: FastifyRequest) => boolean | Promise<boolean>
+  isRevoked?: IsRevoked<Claims>
   /** Seconds an `isRevoked` answer is reused for the same token. Default 0: asked on every request. */
   revocationCacheTtl?: number
   /** Reads the token from somewhere else than the `Authorization` header. */
@@ -199,15 +215,48 @@ export interface CognitoSinglePoolOptions extends CognitoUserPoolOptions, Cognit
   userPools?: undefined
 }
 
-/** Several user pools (or app client sets) in one instance. */
-export interface CognitoMultiPoolOptions extends CognitoAuthSharedOptions, Partial<Record<keyof CognitoUserPoolOptions, undefined>> {
-  userPools: readonly CognitoUserPoolOptions[]
+/**
+ * One user pool whose `tokenUse` is `Use`: `resolveUser` and `isRevoked` receive the claims of
+ * those tokens. `tokenUse` may be left out for `'id'`, its default, and for a `Use` that leaves
+ * the kind open (`TokenUse`, or `'id' | 'access'`), whose claims are then a union that includes
+ * those of ID tokens.
+ */
+export type CognitoSinglePoolOptionsFor<Use extends TokenUse> =
+  Omit<CognitoUserPoolOptions, 'tokenUse'> & CognitoAuthSharedOptions<CognitoClaimsFor<Use>> & { userPools?: undefined } &
+  ([Use] extends ['access'] ? { tokenUse: Use } : [Use] extends ['any'] ? { tokenUse: Use } : { tokenUse?: Use })
+
+/** The kind of token a pool's options accept: `'id'` when `tokenUse` is left out. */
+export type TokenUseOf<Pool> =
+  Pool extends { readonly tokenUse: infer Use extends TokenUse } ? Use
+    : Pool extends { readonly tokenUse?: infer Use } ? Extract<Use, TokenUse> | 'id'
+      : 'id'
+
+/** The claims of the tokens any of these pools accepts: the union of the pools' kinds. */
+export type CognitoClaimsOfPools<Pools extends readonly CognitoUserPoolOptions[]> = CognitoClaimsFor<TokenUseOf<Pools[number]>>
+
+/** Several user pools (or app client sets) in one instance; the hooks receive the claims of any of them. */
+export interface CognitoMultiPoolOptions<Pools extends readonly CognitoUserPoolOptions[] = readonly CognitoUserPoolOptions[]>
+  extends CognitoAuthSharedOptions<CognitoClaimsOfPools<Pools>>, Partial<Record<keyof CognitoUserPoolOptions, undefined>> {
+  userPools: Pools
 }
 
 /** An application that registered its own user type must say how to resolve it. */
-export type CognitoUserResolution = CognitoUserRegistry extends { user: unknown } ? { resolveUser: ResolveUser } : { resolveUser?: ResolveUser }
+export type CognitoUserResolution<Claims extends CognitoClaims = CognitoClaims> =
+  CognitoUserRegistry extends { user: unknown } ? { resolveUser: ResolveUser<Claims> } : { resolveUser?: ResolveUser<Claims> }
 
+/**
+ * The plugin's options, with hooks that handle the claims of either token. `app.register` is
+ * more precise: there `resolveUser` and `isRevoked` receive the claims of the tokens `tokenUse`
+ * accepts (see `CognitoSinglePoolOptionsFor`).
+ */
 export type CognitoAuthOptions = (CognitoSinglePoolOptions | CognitoMultiPoolOptions) & CognitoUserResolution
+
+// A mark that exists in the types only: it lets the `register` overloads below recognise this
+// plugin, and no other, without any runtime property.
+declare const cognitoAuthPlugin: unique symbol
+
+/** The type of the plugin itself. */
+export type CognitoAuthPlugin = FastifyPluginAsync<CognitoAuthOptions> & { readonly [cognitoAuthPlugin]: true }
 
 /** How `requireGroups`/`requireScopes` combine several names: any one of them (the default), or all. Other keys are refused. */
 export interface RequirementOptions {
@@ -245,6 +294,29 @@ export interface KeyStoreStats {
 }
 
 declare module 'fastify' {
+  /**
+   * `app.register(cognitoAuth, options)`, typed from the options themselves: `tokenUse` (or the
+   * pools' `tokenUse`s) decides the claims `resolveUser` and `isRevoked` receive, with no
+   * annotation. Fastify's own overloads infer one options type from the plugin, and a union of
+   * options cannot pick its member for an unannotated callback when `tokenUse` is left out.
+   */
+  interface FastifyRegister<
+    T = void,
+    RawServer extends RawServerBase = RawServerDefault,
+    TypeProviderDefault extends FastifyTypeProvider = FastifyTypeProvider,
+    LoggerDefault extends FastifyBaseLogger = FastifyBaseLogger
+  > {
+    <const Pools extends readonly CognitoUserPoolOptions[]>(
+      plugin: CognitoAuthPlugin,
+      opts: RegisterOptions & CognitoMultiPoolOptions<Pools> & CognitoUserResolution<CognitoClaimsOfPools<Pools>>
+    ): T
+    <Use extends TokenUse = 'id'>(
+      plugin: CognitoAuthPlugin,
+      // `{ tokenUse?: Use }` is where `Use` is inferred from; left out, it is the default, 'id'.
+      opts: RegisterOptions & { tokenUse?: Use } & CognitoSinglePoolOptionsFor<Use> & CognitoUserResolution<CognitoClaimsFor<Use>>
+    ): T
+  }
+
   interface FastifyInstance {
     /** Authenticates the request or answers 4xx/503. */
     authenticate: CognitoHook

@@ -5,7 +5,7 @@
  */
 import fastify, { type FastifyRequest } from 'fastify'
 import { expect, test } from 'tstyche'
-import cognitoAuth, { type CognitoClaims, type CognitoUser } from '../../../index'
+import cognitoAuth, { type CognitoAccessTokenClaims, type CognitoClaims, type CognitoIdTokenClaims, type CognitoUser } from '../../../index'
 
 declare module '../../../index' {
   interface CognitoUserRegistry {
@@ -45,4 +45,32 @@ test('resolveUser must return the registered type (or null when there is no such
   expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, resolveUser: () => ({ id: '1', email: 'alice@example.com' }) })
   // With a user type registered, leaving resolveUser out would make the claims pass for the user.
   expect(app.register).type.not.toBeCallableWith(cognitoAuth, pool)
+})
+
+test('resolveUser stays required, and typed by tokenUse, for every kind of pool', () => {
+  app.register(cognitoAuth, {
+    ...pool,
+    resolveUser: (claims) => {
+      expect(claims).type.toBe<CognitoIdTokenClaims>()
+      return { id: 1, email: claims.email ?? '' }
+    }
+  })
+  app.register(cognitoAuth, {
+    ...pool,
+    tokenUse: 'access',
+    resolveUser: async (claims) => {
+      expect(claims).type.toBe<CognitoAccessTokenClaims>()
+      return { id: 2, email: claims.username }
+    }
+  })
+  app.register(cognitoAuth, {
+    userPools: [pool, { ...pool, userPoolId: 'eu-west-1_Staff', tokenUse: 'access' }],
+    resolveUser: (claims) => {
+      expect(claims).type.toBe<CognitoIdTokenClaims | CognitoAccessTokenClaims>()
+      return null
+    }
+  })
+  expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'access' })
+  expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'any', isRevoked: () => false })
+  expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: [pool] })
 })

@@ -10,7 +10,7 @@ import type {
   CognitoClaims,
   CognitoIdTokenClaims,
   CognitoUser
-} from '../../index'
+} from '../../../index'
 
 const app = fastify()
 

@@ -4,7 +4,7 @@
  */
 import fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import type { CognitoHook, KeyStoreStats } from '../../index'
+import type { CognitoHook, KeyStoreStats } from '../../../index'
 
 const app = fastify()
 const handler = async (): Promise<string> => 'ok'

@@ -4,7 +4,7 @@
  */
 import fastify, { type FastifyPluginAsync, type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import cognitoAuth, { cognitoAuth as named, type CognitoAuthOptions, type CognitoClaims } from '../../index'
+import cognitoAuth, { cognitoAuth as named, type CognitoAuthOptions, type CognitoClaims } from '../../../index'
 
 const app = fastify()
 const pool = { userPoolId: 'eu-central-1_xYzaq', clientId: 'client' }

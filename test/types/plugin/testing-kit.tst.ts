@@ -5,8 +5,8 @@
 import type { KeyObject } from 'node:crypto'
 import fastify from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import cognitoAuth, { type JsonWebKeySet } from '../../index'
-import { LocalIssuer, type ClaimOverrides } from '../../testing'
+import cognitoAuth, { type JsonWebKeySet } from '../../../index'
+import { LocalIssuer, type ClaimOverrides } from '../../../testing'
 
 const issuer = new LocalIssuer()
 
@@ -50,6 +50,8 @@ describe('LocalIssuer', () => {
     expect(issuer.listen()).type.toBe<Promise<string>>()
     expect(issuer.listen).type.toBeCallableWith(8080)
     expect(issuer.close()).type.toBe<Promise<void>>()
+    expect(issuer[Symbol.asyncDispose]()).type.toBe<Promise<void>>()
+    expect<AsyncDisposable>().type.toBeAssignableFrom(issuer)
     expect(issuer.rotate()).type.toBe<string>()
     expect(issuer.rotate).type.toBeCallableWith({ keepOld: false })
     expect(issuer.rotate).type.not.toBeCallableWith({ keepOld: 'no' })
