@@ -66,7 +66,7 @@ describe('app.requireGroups and app.requireScopes', () => {
 test('app.cognitoKeyStores reports each pool\'s key store', () => {
   expect(app.cognitoKeyStores()).type.toBe<KeyStoreStats[]>()
   expect<KeyStoreStats>().type.toBe<{
-    jwksUri: string
+    jwksUri: string | null
     keys: number
     fetches: number
     failures: number
