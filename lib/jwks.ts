@@ -31,6 +31,8 @@ export interface StoredKey<V> {
 interface Entry<V> extends StoredKey<V> {
   /** Given by the operator (the `jwks` option): only a successful fetch can retire it. */
   readonly pinned: boolean
+  /** Its key in get-jwks' cache, made once: `get` runs on every request. */
+  readonly cacheKey: string
 }
 
 export interface KeyStoreOptions<V> {
@@ -109,7 +111,7 @@ export class KeyStore<V> {
   /** The key with this `kid`, if it is known and may be used. Never waits. */
   get (kid: string): StoredKey<V> | undefined {
     const key = this.keys.get(kid)
-    if (key === undefined || this.remote === undefined || this.remote.getJwks.cache.get(this.cacheKey(kid)) !== undefined) return key
+    if (key === undefined || this.remote === undefined || this.remote.getJwks.cache.get(key.cacheKey) !== undefined) return key
     this.pastTtl()
     return this.keys.get(kid)
   }
@@ -148,8 +150,7 @@ export class KeyStore<V> {
   }
 
   private cacheKey (kid: string): string {
-    const { getJwks, domain } = this.remote as Remote
-    return getJwks.generateCacheKey(ALG, kid, domain)
+    return this.remote === undefined ? '' : this.remote.getJwks.generateCacheKey(ALG, kid, this.remote.domain)
   }
 
   /**
@@ -241,13 +242,13 @@ export class KeyStore<V> {
     const added: string[] = []
     for (const [kid, key] of parsed) {
       const current = this.keys.get(kid)
-      if (current !== undefined && current.material === key.material) {
-        next.set(kid, current)
-      } else {
-        next.set(kid, { kid, material: key.material, value: this.options.prepare(key.pem), alive: true, pinned })
+      let entry = current
+      if (entry === undefined || entry.material !== key.material) {
+        entry = { kid, material: key.material, value: this.options.prepare(key.pem), alive: true, pinned, cacheKey: this.cacheKey(kid) }
         added.push(kid)
       }
-      this.remote?.getJwks.cache.set(this.cacheKey(kid), { ...key.jwk, domain: this.remote.domain, alg: ALG, kid } satisfies JWK)
+      next.set(kid, entry)
+      this.remote?.getJwks.cache.set(entry.cacheKey, { ...key.jwk, domain: this.remote.domain, alg: ALG, kid } satisfies JWK)
     }
     const removed: string[] = []
     for (const [kid, key] of this.keys) {

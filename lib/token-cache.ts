@@ -1,7 +1,8 @@
 /**
  * Tokens already verified, so that a token sent again costs a map lookup instead of a signature
- * check. Bounded in entries (the oldest goes first); an entry is used only while the token has not
- * expired and the key that verified it is still in the key store. Only successes are kept: a
+ * check; a token is admitted on its second verification. Bounded in entries (the oldest goes
+ * first); an entry is used only while the token has not expired and the key that verified it is
+ * still in the key store. Only successes are kept: a
  * failure, such as an outage of the JWKS endpoint, is never remembered.
  */
 import type { CognitoClaims } from '../types'
@@ -30,8 +31,29 @@ interface Entry {
  */
 const KEY_LENGTH = 32
 
+/** The characters of the tail that make up a token's fingerprint in the doorkeeper. */
+const FINGERPRINT_LENGTH = 12
+
+/**
+ * A small number standing for a token: its signature's last characters. Two tokens that share it
+ * only make the cache admit a token a little early; a hit still needs the whole token.
+ */
+function fingerprint (token: string): number {
+  let hash = 0
+  for (let i = Math.max(0, token.length - FINGERPRINT_LENGTH); i < token.length; i++) {
+    hash = (hash * 31 + token.charCodeAt(i)) | 0
+  }
+  return hash
+}
+
 export class TokenCache {
   private readonly entries = new Map<string, Entry>()
+  /**
+   * Fingerprints of tokens verified once. A token is kept on its second verification: a stream of
+   * tokens that each come once (a crawler, a batch of new sign-ins) then neither flushes the tokens
+   * that do come back nor keeps a thousand claims alive for the garbage collector to move.
+   */
+  private readonly seenOnce = new Set<number>()
 
   constructor (private readonly max: number) {}
 
@@ -51,6 +73,13 @@ export class TokenCache {
   }
 
   set (token: string, verified: VerifiedToken): void {
+    const print = fingerprint(token)
+    if (!this.seenOnce.has(print)) {
+      if (this.seenOnce.size >= this.max) this.seenOnce.clear()
+      this.seenOnce.add(print)
+      return
+    }
+    this.seenOnce.delete(print)
     const key = token.slice(-KEY_LENGTH)
     if (this.entries.size >= this.max) {
       // Maps iterate in insertion order: the first key is the oldest entry.

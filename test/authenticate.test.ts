@@ -607,12 +607,23 @@ t.test('the token cache', async (t) => {
     return { app, seen }
   }
 
-  t.test('a token sent twice is verified once', async (t) => {
+  t.test('a token is kept on its second verification, then served from the cache', async (t) => {
     const { app, seen } = await recordingApp(t)
     const token = issuer.idToken()
-    accepted(t, await get(app, token, '/seen'))
-    accepted(t, await get(app, token, '/seen'))
-    t.equal(seen[0], seen[1], 'the second request got the claims of the first verification')
+    for (let i = 0; i < 4; i++) accepted(t, await get(app, token, '/seen'))
+    t.not(seen[1], seen[0], 'the second request verified the token again')
+    t.equal(seen[2], seen[1], 'the third got the claims of the second verification')
+    t.equal(seen[3], seen[1])
+  })
+
+  t.test('tokens that come once do not push out the tokens that come back', async (t) => {
+    const { app, seen } = await recordingApp(t, { tokenCache: { max: 2 } })
+    const regular = issuer.idToken()
+    accepted(t, await get(app, regular, '/seen'))
+    accepted(t, await get(app, regular, '/seen'))
+    for (let i = 0; i < 5; i++) accepted(t, await get(app, issuer.idToken(), '/seen'))
+    accepted(t, await get(app, regular, '/seen'))
+    t.equal(seen[7], seen[1], 'still cached')
   })
 
   t.test('the claims are frozen, so that a handler cannot change what the next request sees', async (t) => {
@@ -661,10 +672,10 @@ t.test('the token cache', async (t) => {
   t.test('tokenCache max evicts the oldest', async (t) => {
     const { app, seen } = await recordingApp(t, { tokenCache: { max: 2 } })
     const [a, b, c] = [issuer.idToken(), issuer.idToken(), issuer.idToken()]
-    for (const token of [a, b, c, c, b, a]) accepted(t, await get(app, token, '/seen'))
-    t.equal(seen[3], seen[2], 'c still cached')
-    t.equal(seen[4], seen[1], 'b still cached')
-    t.not(seen[5], seen[0], 'a was evicted')
+    for (const token of [a, a, b, b, c, c, c, b, a]) accepted(t, await get(app, token, '/seen'))
+    t.equal(seen[6], seen[5], 'c still cached')
+    t.equal(seen[7], seen[3], 'b still cached')
+    t.not(seen[8], seen[1], 'a was evicted')
   })
 
   t.test('a cached token still expires at exp', async (t) => {
@@ -673,9 +684,10 @@ t.test('the token cache', async (t) => {
     const exp = clock.now / 1000 + 60
     const token = issuer.idToken({ exp })
     accepted(t, await get(app, token, '/seen'))
+    accepted(t, await get(app, token, '/seen'))
     clock.setSystemTime(exp * 1000 - 1)
     accepted(t, await get(app, token, '/seen'), 'one millisecond before exp')
-    t.equal(seen[1], seen[0], 'served from the cache')
+    t.equal(seen[2], seen[1], 'served from the cache')
     clock.setSystemTime(exp * 1000 + 1)
     refused(t, await get(app, token, '/seen'), 401, 'FST_COGNITO_TOKEN_EXPIRED', challenges.expired, 'just after exp')
   })
