@@ -50,7 +50,9 @@ export class JwksFetcher {
     })
     const dispatcher = this.agent.compose((dispatch) => (options, handler) =>
       dispatch(options, this.observe(handler, timeoutMs)))
-    this.fetchOptions = { dispatcher, redirect: 'error', headers: { accept: 'application/json' } }
+    // The body is read as it comes off the wire, so it must come uncompressed: `fetch` would
+    // otherwise ask for gzip, which CDNs serve.
+    this.fetchOptions = { dispatcher, redirect: 'error', headers: { accept: 'application/json', 'accept-encoding': 'identity' } }
   }
 
   /** The response of the fetch that just settled, if one came; cleared for the next fetch. */

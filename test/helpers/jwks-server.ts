@@ -4,11 +4,12 @@
  * test ends.
  */
 import { createServer, type ServerResponse } from 'node:http'
+import { gzipSync } from 'node:zlib'
 import type { AddressInfo } from 'node:net'
 import type { JsonWebKeySet } from '../../types'
 
 export type JwksServerMode =
-  /** 200 with the current keys. */
+  /** 200 with the current keys, gzipped for a client that accepts gzip. */
   | 'ok'
   /** Never answers, until the server stops. */
   | 'slow'
@@ -49,7 +50,7 @@ export class JwksServer {
   requests = 0
   private current: JwksServerMode = 'ok'
   private waiters: Array<{ count: number, resolve: () => void }> = []
-  private readonly server = createServer((request, response) => this.answer(request.url, response))
+  private readonly server = createServer((request, response) => this.answer(request.url, request.headers['accept-encoding'], response))
   private port = 0
 
   private constructor (private readonly options: JwksServerOptions) {}
@@ -104,7 +105,7 @@ export class JwksServer {
     await closed
   }
 
-  private answer (path: string | undefined, response: ServerResponse): void {
+  private answer (path: string | undefined, acceptEncoding: string | undefined, response: ServerResponse): void {
     this.requests++
     for (const waiter of this.waiters.filter(({ count }) => this.requests >= count)) {
       this.waiters.splice(this.waiters.indexOf(waiter), 1)
@@ -117,7 +118,12 @@ export class JwksServer {
     const json = { 'content-type': 'application/json' }
     switch (this.current) {
       case 'ok':
-        response.writeHead(200, json).end(JSON.stringify(this.options.keys()))
+        // As CDNs do: compressed for a client that accepts it.
+        if (acceptEncoding?.includes('gzip') === true) {
+          response.writeHead(200, { ...json, 'content-encoding': 'gzip' }).end(gzipSync(JSON.stringify(this.options.keys())))
+        } else {
+          response.writeHead(200, json).end(JSON.stringify(this.options.keys()))
+        }
         return
       case 'slow':
         return
