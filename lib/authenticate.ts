@@ -47,10 +47,6 @@ export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, d
 }
 
 /**
- * Without `resolveUser` the user is the claims. Once an application registers its own user type
- * (CognitoUserRegistry), the options' type requires `resolveUser`, so this cast never lies.
- */
-/**
  * What a throw or rejection of one of the application's hooks answers the request with. One
  * without an Error (`undefined`, `null`, a string) would otherwise reach `done` as "no error" and
  * let the request through.
@@ -59,6 +55,10 @@ function hookFailure (hook: string, err: unknown): Error {
   return err instanceof Error ? err : new HookFailedError(hook, 'rejected without an Error')
 }
 
+/**
+ * Without `resolveUser` the user is the claims. Once an application registers its own user type
+ * (CognitoUserRegistry), the options' type requires `resolveUser`, so this cast never lies.
+ */
 function claimsAsUser (claims: CognitoClaims): CognitoUser {
   return claims as unknown as CognitoUser
 }
