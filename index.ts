@@ -3,9 +3,10 @@
  *
  * A request's path through the plugin:
  *   lib/extract.ts       the token, from `Authorization: Bearer` (or the app's `extractToken`)
- *   lib/verify.ts        verified claims: cache, header, pool, key, signature, Cognito rules
- *     lib/jwks.ts        the pool's keys (fetched with lib/fetch-json.ts, parsed by lib/jwk.ts)
- *     lib/claims.ts      `token_use` and `aud`/`client_id`
+ *   lib/verify.ts        verified claims: cache, header, pool, key, then fast-jwt's verifier of the key
+ *     lib/jwks.ts        the pool's keys, retrieved by get-jwks (through lib/jwks-fetch.ts's bounded
+ *                        dispatcher), checked by lib/jwk.ts, one verifier each
+ *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `token_use`, `client_id`
  *     lib/token-cache.ts tokens already verified
  *   lib/authenticate.ts  revocation, `resolveUser`, then `request.cognitoClaims`/`cognitoUser`
  *   lib/authorize.ts     `requireGroups`, `requireScopes`
