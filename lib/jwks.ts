@@ -194,8 +194,9 @@ export class KeyStore<V> {
     this.counters.fetches++
     // get-jwks must really fetch, and fail rather than answer from its stale copy: this store
     // judges freshness and staleness itself.
-    getJwks.cache.delete(this.cacheKey(kid))
-    getJwks.staleCache.delete(this.cacheKey(kid))
+    const cacheKey = this.cacheKey(kid)
+    getJwks.cache.delete(cacheKey)
+    getJwks.staleCache.delete(cacheKey)
     let outcome: unknown
     try {
       await getJwks.getJwk({ domain, alg: ALG, kid })

@@ -19,8 +19,12 @@ import { InvalidOptionError } from './errors'
 export const kRouteGuard = Symbol.for('fastify-cognito-jwt.route-guard')
 const kWired = Symbol.for('fastify-cognito-jwt.wired')
 
-type Marked = RouteOptions & { [kWired]?: true }
 type Hook = onRequestHookHandler & { [kWired]?: false }
+
+/** Whether the plugin wired the route of this config: the one mark, read at startup and per request. */
+function isWired (config: unknown): boolean {
+  return (config as { [kWired]?: true })[kWired] === true
+}
 
 /**
  * The first hook of every `config.cognito` route until the plugin wires it: should a failed start
@@ -41,12 +45,11 @@ function ownHooks (route: RouteOptions): onRequestHookHandler[] {
 
 /**
  * Puts the plugin's hooks first on a route (in the options object `onRoute` got), before the
- * route's own, in place of the refusing hook, and records it as wired.
+ * route's own, in place of the refusing hook, and marks its config as wired. Fastify copies the
+ * config into the route's context, symbol keys included, so requests see the mark too.
  */
 export function wireRoute (route: RouteOptions, hooks: readonly onRequestHookHandler[]): void {
   route.onRequest = [...hooks, ...ownHooks(route)]
-  ;(route as Marked)[kWired] = true
-  // Fastify copies the config into the route's context, symbol keys included: the request sees it.
   route.config = { ...route.config, [kWired]: true } as RouteOptions['config']
 }
 
@@ -57,8 +60,8 @@ export function wireRoute (route: RouteOptions, hooks: readonly onRequestHookHan
  * wire. It costs a property read per request, on those instances only.
  */
 export const refuseUnwiredRequest: onRequestHookHandler = function refuseUnwiredRequest (request, _reply, done) {
-  const config = request.routeOptions.config as { cognito?: unknown, [kWired]?: true }
-  if (config.cognito === undefined || config[kWired] === true) done()
+  const config = request.routeOptions.config
+  if (config.cognito === undefined || isWired(config)) done()
   else done(unwiredRoute())
 }
 
@@ -79,7 +82,7 @@ export function guardRoutes (root: FastifyInstance): void {
     route.onRequest = [refuseUnwired, ...ownHooks(route)]
   })
   root.addHook('onReady', async () => {
-    const unwired = declared.filter((route) => (route as Marked)[kWired] !== true).map(describe)
+    const unwired = declared.filter((route) => !isWired(route.config)).map(describe)
     declared.length = 0
     if (unwired.length === 0) return
     throw new InvalidOptionError('config.cognito', `routes ${unwired.join(', ')} declare it where fastify-cognito-jwt ` +
