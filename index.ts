@@ -86,6 +86,7 @@ export const cognitoAuth = fp(cognitoAuthPlugin, { fastify: '5.x', name: 'fastif
 export default cognitoAuth
 
 export * from './types'
+export { channels } from './lib/events'
 export {
   BadAuthorizationHeaderError,
   ForbiddenError,

@@ -8,7 +8,8 @@
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { CognitoClaims, CognitoHook, CognitoUser } from '../types'
-import { buildChallenge, HookFailedError, kReason, NoTokenError, TokenRevokedError, UserNotFoundError, type CognitoAuthError } from './errors'
+import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserNotFoundError, type CognitoAuthError } from './errors'
+import { publishAuthenticated, publishRefused } from './events'
 import { extractFromHeader, type Extracted } from './extract'
 import type { Settings } from './options'
 import type { VerifiedToken } from './token-cache'
@@ -31,7 +32,8 @@ export interface AuthenticateContext {
 export function refuseRequest (request: FastifyRequest, realm: string, error: CognitoAuthError, done: Done, scope?: readonly string[]): void {
   const challenge = buildChallenge(realm, error, scope)
   if (challenge !== undefined) error.headers = { 'www-authenticate': challenge }
-  request.log.debug({ code: error.code, reason: (error as { [kReason]?: string })[kReason] }, 'cognito: request refused')
+  request.log.debug({ code: error.code, reason: error.reason }, 'cognito: request refused')
+  publishRefused(request, error)
   done(error)
 }
 
@@ -74,16 +76,24 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
       }
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
-  function accept (request: FastifyRequest, verified: VerifiedToken, done: Done): void {
+  function accept (request: FastifyRequest, verified: VerifiedToken, cached: boolean, done: Done): void {
     if (!needsMore) {
       request.cognitoClaims = verified.claims
       request.cognitoUser = claimsAsUser(verified.claims)
+      publishAuthenticated(request, verified.claims, cached)
       done()
       return
     }
-    finish(request, verified).then(() => done(), (err: CognitoAuthError) => {
+    finish(request, verified).then(() => {
+      publishAuthenticated(request, verified.claims, cached)
+      done()
+    }, (err: CognitoAuthError) => {
       if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) refuseRequest(request, realm, err, done)
-      else done(err) // the application's own error, as it threw it
+      else {
+        // The application's own error (or a hook that failed), as it was thrown.
+        publishRefused(request, err)
+        done(err)
+      }
     })
   }
 
@@ -122,6 +132,11 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
       else refuseRequest(request, realm, token, done)
       return
     }
+    const cached = verifier.cached(token)
+    if (cached !== undefined) {
+      accept(request, cached, true, done)
+      return
+    }
     let verified: VerifiedToken | Promise<VerifiedToken>
     try {
       verified = verifier.verify(token)
@@ -131,11 +146,11 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
     }
     if (verified instanceof Promise) {
       verified.then(
-        (result) => accept(request, result, done),
+        (result) => accept(request, result, false, done),
         (err: CognitoAuthError) => refuseRequest(request, realm, err, done)
       )
     } else {
-      accept(request, verified, done)
+      accept(request, verified, false, done)
     }
   })
 }

@@ -4,6 +4,7 @@
  * carry a token or a claim value.
  */
 import createError from '@fastify/error'
+import type { CognitoAuthError } from '../types'
 
 // Client errors are expected traffic: a stack trace per refused request is cost without use.
 const noStack = false
@@ -36,15 +37,14 @@ export const InvalidOptionError = createError<[string, string]>('FST_COGNITO_INV
  */
 export const HookFailedError = createError<[string, string]>('FST_COGNITO_HOOK_FAILED', '%s %s', 500)
 
-/** An error this plugin answers a request with; `headers` carries its challenge to the reply. */
-export type CognitoAuthError = Error & { code: string; statusCode: number; headers?: Record<string, string> }
+export type { CognitoAuthError } from '../types'
 
-/** Where the detailed reason of a refusal travels: a symbol, out of reach of serializers and responses. */
-export const kReason = Symbol('fastify-cognito-jwt.reason')
-
-/** Attaches the reason (for the debug log) to an error. */
+/**
+ * Attaches the reason (for the debug log and the `refused` event) to an error: a non-enumerable
+ * property, so that serializers and responses never see it.
+ */
 export function withReason<E extends Error> (error: E, reason: string): E {
-  Object.defineProperty(error, kReason, { value: reason })
+  Object.defineProperty(error, 'reason', { value: reason })
   return error
 }
 

@@ -12,6 +12,7 @@ import type {
 } from '../types'
 import { InvalidOptionError } from './errors'
 import { parseJwks, type ParsedKeySet } from './jwk'
+import { REGISTER_KEYS, refuseUnknownKeys } from './option-keys'
 
 export interface PoolSettings {
   userPoolId: string
@@ -53,6 +54,22 @@ const POOL_ID = /^([a-z0-9-]+)_[0-9A-Za-z]+$/
 const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/
 const TOKEN_USES: readonly string[] = ['id', 'access', 'any']
 const POOL_KEYS = ['userPoolId', 'region', 'clientId', 'tokenUse', 'issuer', 'jwksUri', 'jwks']
+/** Options that hold for every pool; one a line. */
+const SHARED_KEYS = [
+  'userPools',
+  'clockTolerance',
+  'resolveUser',
+  'isRevoked',
+  'revocationCacheTtl',
+  'extractToken',
+  'realm',
+  'maxTokenLength',
+  'jwksCache',
+  'tokenCache'
+]
+const TOP_LEVEL_KEYS = [...POOL_KEYS, ...SHARED_KEYS, ...REGISTER_KEYS]
+const JWKS_CACHE_KEYS = ['ttl', 'maxKeys', 'cooldown', 'timeout', 'maxStale', 'maxBytes', 'prefetch']
+const TOKEN_CACHE_KEYS = ['max']
 
 function fail (option: string, problem: string): never {
   throw new InvalidOptionError(option, problem)
@@ -109,6 +126,7 @@ function stringList (value: unknown, option: string): string[] {
 }
 
 function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings {
+  if (prefix !== '') refuseUnknownKeys(pool, POOL_KEYS, prefix.slice(0, -1))
   const { userPoolId, region, clientId, tokenUse = 'id', issuer, jwksUri, jwks } = pool
   if (typeof userPoolId !== 'string') fail(`${prefix}userPoolId`, 'is required, e.g. "eu-central-1_xYzaq"')
   const match = POOL_ID.exec(userPoolId)
@@ -171,13 +189,16 @@ function parsePools (options: Record<string, unknown>): PoolSettings[] {
 export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
   if (!isRecord(input)) fail('options', 'must be an object with at least userPoolId and clientId')
   const options = input as Record<string, unknown>
+  refuseUnknownKeys(options, TOP_LEVEL_KEYS, '')
   const { realm = 'api', jwksCache = {}, tokenCache = {} } = options
 
   if (typeof realm !== 'string' || !/^[\x20-\x7e]*$/.test(realm) || realm.includes('"') || realm.includes('\\')) {
     fail('realm', 'must be printable ASCII without quotes or backslashes')
   }
   if (!isRecord(jwksCache)) fail('jwksCache', 'must be an object')
+  refuseUnknownKeys(jwksCache, JWKS_CACHE_KEYS, 'jwksCache')
   if (tokenCache !== false && !isRecord(tokenCache)) fail('tokenCache', 'must be an object or false')
+  if (tokenCache !== false) refuseUnknownKeys(tokenCache, TOKEN_CACHE_KEYS, 'tokenCache')
   const { prefetch = true } = jwksCache
   if (prefetch !== true && prefetch !== false && prefetch !== 'required') fail('jwksCache.prefetch', 'must be true, false or "required"')
   // A "not revoked" answer is kept on the token's cache entry: without the cache it has nowhere to live.

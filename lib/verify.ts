@@ -13,20 +13,13 @@
  * A known key keeps the whole path synchronous; only a key fetch returns a promise.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { createVerifier, TokenError } from 'fast-jwt'
+import { TokenError } from 'fast-jwt'
 import { asCognitoClaims, checkCognitoClaims } from './claims'
 import { JwksUnavailableError, TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
-import { KeyStore, type StoredKey } from './jwks'
+import type { StoredKey } from './jwks'
 import type { JwksSettings, PoolSettings } from './options'
+import { createPool, type KeyVerifier, type Pool } from './pools'
 import { TokenCache, type VerifiedToken } from './token-cache'
-
-/** A fast-jwt verifier bound to one key: returns the payload or throws a TokenError. */
-type KeyVerifier = (token: string) => Record<string, unknown>
-
-interface Pool {
-  settings: PoolSettings
-  store: KeyStore<KeyVerifier>
-}
 
 function refuse (reason: string): CognitoAuthError {
   return withReason(new TokenInvalidError(), reason)
@@ -47,9 +40,6 @@ export function fromTokenError (err: unknown): CognitoAuthError {
       return refuse(reason)
   }
 }
-
-/** Claims every Cognito token carries, whatever its kind; `aud`/`client_id` follow in lib/claims.ts. */
-const REQUIRED_CLAIMS = ['iss', 'sub', 'exp', 'iat', 'token_use']
 
 export interface VerifierSettings {
   pools: PoolSettings[]
@@ -73,38 +63,23 @@ export class CognitoVerifier {
     this.maxTokenLength = maxTokenLength
     this.cache = tokenCacheMax > 0 ? new TokenCache(tokenCacheMax) : null
     this.pools = pools.map((settings) => {
-      const store = new KeyStore<KeyVerifier>({
-        jwksUri: settings.jwksUri,
-        keys: settings.keys,
-        ttlMs: jwks.ttlMs,
-        maxKeys: jwks.maxKeys,
-        cooldownMs: jwks.cooldownMs,
-        timeoutMs: jwks.timeoutMs,
-        maxStaleMs: jwks.maxStaleMs,
-        maxBytes: jwks.maxBytes,
-        log,
-        // One verifier per key, with the key itself: fast-jwt imports it once, here.
-        prepare: (pem) => createVerifier({
-          key: pem,
-          algorithms: ['RS256'],
-          allowedIss: settings.issuers,
-          ...(settings.clientIds === null ? {} : { allowedAud: [...settings.clientIds] }),
-          requiredClaims: REQUIRED_CLAIMS,
-          clockTolerance: clockToleranceMs,
-          cache: false
-        }) as KeyVerifier
-      })
-      const pool = { settings, store }
+      const pool = createPool(settings, { jwks, clockToleranceMs, log })
       for (const issuer of settings.issuers) this.byIssuer.set(issuer, pool)
       return pool
     })
   }
 
-  /** Verified claims, synchronously when the key is known; throws (or rejects) a CognitoAuthError. */
+  /** The token's entry in the verified-token cache, if it is there and still good. */
+  cached (token: string): VerifiedToken | undefined {
+    return this.cache?.get(token, Date.now())
+  }
+
+  /**
+   * Verified claims, synchronously when the key is known; throws (or rejects) a CognitoAuthError.
+   * Callers look in the cache first (`cached`).
+   */
   verify (token: string): VerifiedToken | Promise<VerifiedToken> {
     if (token.length > this.maxTokenLength) throw refuse('token longer than maxTokenLength')
-    const cached = this.cache?.get(token, Date.now())
-    if (cached !== undefined) return cached
 
     const firstDot = token.indexOf('.')
     if (firstDot <= 0) throw refuse('not three parts')

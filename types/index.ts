@@ -293,6 +293,57 @@ export interface KeyStoreStats {
   lastFailure: number | null
 }
 
+/** An error the plugin answers a request with (every exported error class makes one). */
+export interface CognitoAuthError extends Error {
+  /** A stable `FST_COGNITO_*` code. */
+  code: string
+  statusCode: number
+  /** The RFC 6750 `WWW-Authenticate` challenge of a refusal, for custom error handlers: `reply.headers(error.headers ?? {})`. */
+  headers?: Record<string, string>
+  /** Why the request was refused, in words that name no token or claim value; not serialized. */
+  readonly reason?: string
+}
+
+/** `fastify-cognito-jwt:authenticated`: once per accepted request. */
+export interface CognitoAuthenticatedEvent {
+  request: FastifyRequest
+  claims: CognitoClaims
+  /** The token came from the verified-token cache. */
+  cached: boolean
+}
+
+/** `fastify-cognito-jwt:refused`: once per refused request. */
+export interface CognitoRefusedEvent {
+  request: FastifyRequest
+  error: CognitoAuthError
+}
+
+/** `fastify-cognito-jwt:jwks`: once per JWKS fetch, and when keys rotate or expire. */
+export interface CognitoJwksEvent {
+  jwksUri: string | null
+  outcome: 'fetched' | 'failed' | 'aborted' | 'rotated' | 'expired'
+  /** The HTTP status, when a response came. */
+  status: number | null
+  /** How long the fetch took; null for rotations and expiries. */
+  durationMs: number | null
+  /** The keys the store holds after the event. */
+  keys: number
+  /** Why a fetch failed or was aborted. */
+  reason?: string
+  /** The `kid`s added and removed by a rotation, or dropped by an expiry. */
+  added?: readonly string[]
+  removed?: readonly string[]
+}
+
+/** `fastify-cognito-jwt:revocation`: the revocation list's synchronisation with its store. */
+export interface CognitoRevocationEvent {
+  event: 'synced' | 'disconnected' | 'reconnected'
+  /** Entries the in-process replica holds. */
+  entries: number
+  /** How long the sync took (for `synced`). */
+  durationMs?: number
+}
+
 declare module 'fastify' {
   /**
    * `app.register(cognitoAuth, options)`, typed from the options themselves: `tokenUse` (or the

@@ -1,0 +1,55 @@
+/**
+ * The plugin's events, on Node's `diagnostics_channel`: the one module that knows the channel
+ * names. Every message is built only when someone subscribes (`hasSubscribers`), so that an
+ * application that does not listen pays a property read. Messages never carry a token; claims
+ * travel only in `authenticated`, where the subscriber is handed them on purpose.
+ */
+import { channel } from 'node:diagnostics_channel'
+import type { FastifyRequest } from 'fastify'
+import type {
+  CognitoAuthError,
+  CognitoClaims,
+  CognitoJwksEvent,
+  CognitoRevocationEvent
+} from '../types'
+
+/** The channel names, as exported to applications (`diagnostics_channel.subscribe(channels.refused, ...)`). */
+export const channels = Object.freeze({
+  authenticated: 'fastify-cognito-jwt:authenticated',
+  refused: 'fastify-cognito-jwt:refused',
+  jwks: 'fastify-cognito-jwt:jwks',
+  revocation: 'fastify-cognito-jwt:revocation'
+} as const)
+
+const authenticated = channel(channels.authenticated)
+const refused = channel(channels.refused)
+const jwks = channel(channels.jwks)
+const revocation = channel(channels.revocation)
+
+/** A request was authenticated; `cached` when its token came from the verified-token cache. */
+export function publishAuthenticated (request: FastifyRequest, claims: CognitoClaims, cached: boolean): void {
+  if (authenticated.hasSubscribers) authenticated.publish({ request, claims, cached })
+}
+
+/** A request was refused; the error carries its code, status and (non-enumerable) reason. */
+export function publishRefused (request: FastifyRequest, error: CognitoAuthError): void {
+  if (refused.hasSubscribers) refused.publish({ request, error })
+}
+
+/** Whether a key store event has a listener: the caller then builds the message (rare events, several fields). */
+export function wantsJwksEvents (): boolean {
+  return jwks.hasSubscribers
+}
+
+export function publishJwks (message: CognitoJwksEvent): void {
+  if (jwks.hasSubscribers) jwks.publish(message)
+}
+
+/** Whether a revocation list event has a listener. */
+export function wantsRevocationEvents (): boolean {
+  return revocation.hasSubscribers
+}
+
+export function publishRevocation (message: CognitoRevocationEvent): void {
+  if (revocation.hasSubscribers) revocation.publish(message)
+}
