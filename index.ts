@@ -21,7 +21,7 @@ import { createAuthenticate } from './lib/authenticate'
 import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
 import { parseOptions } from './lib/options'
-import { kRouteGuard, refuseUnwiredRequest, wireRoute } from './lib/route-guard'
+import { guardLateInstance, kRouteGuard, LATE_IMPORT_WARNING, wireRoute } from './lib/route-guard'
 import { CognitoVerifier } from './lib/verify'
 
 async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {
@@ -31,8 +31,8 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   if (!fastify.hasDecorator(kRouteGuard)) {
     // The instance was created before this module loaded (e.g. by fastify-cli, or with a plugin
     // file that @fastify/autoload imports later): nothing watched the routes declared so far.
-    fastify.log.debug('cognito: instance created before the plugin was imported; config.cognito routes are checked per request')
-    fastify.addHook('onRequest', refuseUnwiredRequest)
+    guardLateInstance(fastify)
+    fastify.log.warn(LATE_IMPORT_WARNING)
   }
   const settings = parseOptions(options)
   const verifier = new CognitoVerifier({ ...settings, log: fastify.log })
