@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify'
 import type { CognitoClaims, CognitoHook, CognitoRouteConfig, RequirementOptions } from '../types'
 import { ForbiddenError, InvalidOptionError, NoTokenError, withReason } from './errors'
 import { awaitable, refuseRequest } from './authenticate'
+import { refuseUnknownKeys } from './option-keys'
 
 type Held = (claims: CognitoClaims) => readonly string[]
 
@@ -40,8 +41,7 @@ function matchMode (options: RequirementOptions | undefined, option: string): 'a
   if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
     throw new InvalidOptionError(option, 'must be an object such as { match: "all" }')
   }
-  const unknown = options === undefined ? [] : Object.keys(options).filter((key) => !REQUIREMENT_OPTIONS.includes(key))
-  if (unknown.length > 0) throw new InvalidOptionError(option, `has unknown ${unknown.join(', ')}; expected ${REQUIREMENT_OPTIONS.join(', ')}`)
+  if (options !== undefined) refuseUnknownKeys(options, REQUIREMENT_OPTIONS, option)
   const match = options?.match ?? 'any'
   if (match !== 'any' && match !== 'all') throw new InvalidOptionError(option, 'match must be "any" or "all"')
   return match
@@ -92,8 +92,7 @@ export function checkRouteNeeds (needs: unknown): void {
   if (typeof needs !== 'object' || needs === null || Array.isArray(needs)) {
     throw new InvalidOptionError('config.cognito', 'must be an object such as { groups: ["admin"] }')
   }
-  const unknown = Object.keys(needs).filter((key) => !ROUTE_NEEDS.includes(key))
-  if (unknown.length > 0) throw new InvalidOptionError('config.cognito', `has unknown ${unknown.join(', ')}; expected ${ROUTE_NEEDS.join(', ')}`)
+  refuseUnknownKeys(needs, ROUTE_NEEDS, 'config.cognito')
   const { match, optional } = needs as CognitoRouteConfig
   if (match !== undefined && match !== 'any' && match !== 'all') throw new InvalidOptionError('config.cognito', 'match must be "any" or "all"')
   if (optional !== undefined && typeof optional !== 'boolean') throw new InvalidOptionError('config.cognito', 'optional must be a boolean')

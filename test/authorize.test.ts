@@ -337,7 +337,8 @@ t.test('an invalid config.cognito fails when the route is registered', async (t)
 t.test('a config.cognito with a typo fails when the route is registered', async (t) => {
   const app = await buildApp(t)
   const cases: Array<[string, unknown, RegExp]> = [
-    ['unknown key', { group: 'admin' }, /has unknown group; expected groups, scopes, match, optional/],
+    ['unknown key', { group: 'admin' }, /^Invalid option config\.cognito\.group: is not an option; did you mean groups\?$/],
+    ['unknown key, nothing close', { roles: 'admin' }, /^Invalid option config\.cognito\.roles: is not an option; expected one of groups, scopes, match, optional$/],
     ['bad match', { groups: 'admin', match: 'most' }, /match must be "any" or "all"/],
     ['optional not a boolean', { optional: 'yes' }, /optional must be a boolean/],
     ['not an object', 'admin', /must be an object/],
@@ -370,8 +371,8 @@ t.test('a groups or scopes key that is present but empty fails when the route is
 t.test('misspelt requirement options fail when the hook is created', async (t) => {
   const app = await buildApp(t)
   const cases: Array<[string, () => unknown, RegExp]> = [
-    ['groups with mach', () => app.requireGroups(['admin', 'billing'], { mach: 'all' } as never), /^Invalid option groups options: has unknown mach; expected match$/],
-    ['scopes with an extra key', () => app.requireScopes('orders/read', { match: 'all', optional: true } as never), /^Invalid option scopes options: has unknown optional; expected match$/],
+    ['groups with mach', () => app.requireGroups(['admin', 'billing'], { mach: 'all' } as never), /^Invalid option groups options\.mach: is not an option; did you mean match\?$/],
+    ['scopes with an extra key', () => app.requireScopes('orders/read', { match: 'all', optional: true } as never), /^Invalid option scopes options\.optional: is not an option; expected one of match$/],
     ['groups with a list of options', () => app.requireGroups('admin', ['all'] as never), /^Invalid option groups options: must be an object/]
   ]
   for (const [name, make, message] of cases) {
