@@ -53,7 +53,7 @@ t.test('a key close to none lists the known keys', async (t) => {
 t.test("Fastify's own register options pass", async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(cognitoAuth, { ...pool, prefix: '/api', logLevel: 'warn', logSerializers: { req: (request: unknown) => request } })
+  await app.register(cognitoAuth, { ...pool, prefix: '/api', logLevel: 'warn', logSerializers: { user: (user: unknown) => String(user) } })
   app.get('/private', { onRequest: app.authenticate }, async () => 'reached')
   await app.ready()
   t.equal((await app.inject({ url: '/private' })).statusCode, 401, 'the plugin works')
