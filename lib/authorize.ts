@@ -52,9 +52,20 @@ const groupsOf: Held = (claims) => {
   return Array.isArray(groups) ? groups : []
 }
 
+/**
+ * The scopes of each verified claims object, split once: the plugin's claims are frozen, and a
+ * cached token hands the same object to every request that sends it. Claims the application put
+ * on the request itself (not frozen) are split each time, as they may change.
+ */
+const scopeLists = new WeakMap<CognitoClaims, readonly string[]>()
+
 const scopesOf: Held = (claims) => {
+  const known = scopeLists.get(claims)
+  if (known !== undefined) return known
   const scope = claims.token_use === 'access' ? claims.scope : undefined
-  return typeof scope === 'string' ? scope.split(' ') : []
+  const list = typeof scope === 'string' ? scope.split(' ') : []
+  if (Object.isFrozen(claims)) scopeLists.set(claims, list)
+  return list
 }
 
 function requirement (kind: Kind, held: Held, realm: string, required: unknown, options: RequirementOptions | undefined): CognitoHook {

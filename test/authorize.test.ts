@@ -381,3 +381,27 @@ t.test('misspelt requirement options fail when the hook is created', async (t) =
   t.doesNotThrow(() => app.requireGroups('admin', {}), 'no options set is "any"')
   t.doesNotThrow(() => app.requireScopes('orders/read', { match: undefined }), 'match left undefined is "any"')
 })
+
+t.test('the scope of a verified token is split once, whatever the number of requests that send it', async (t) => {
+  const app = await buildApp(t)
+  app.get('/read', { onRequest: [app.authenticate, app.requireScopes('orders/read')] }, whoAmI)
+  // Claims the application puts on the request itself are not the plugin's frozen ones: read each time.
+  app.get('/own', {
+    onRequest: [async (request) => { request.cognitoClaims = { ...request.headers.claims === undefined ? {} : JSON.parse(String(request.headers.claims)) } }, app.requireScopes('orders/read')]
+  }, async () => 'own')
+  const token = issuer.accessToken({ sub: 'reader', scope: 'openid orders/read' })
+  const split = String.prototype.split
+  let scopeSplits = 0
+  String.prototype.split = function (this: string, ...args: Parameters<typeof split>) {
+    if (String(args[0]) === ' ' && String(this) === 'openid orders/read') scopeSplits++
+    return split.apply(this, args)
+  } as typeof split
+  t.teardown(() => { String.prototype.split = split })
+  for (let i = 0; i < 10; i++) accepted(t, await app.inject({ url: '/read', headers: bearer(token) }), 'reader')
+  // Once per verified claims object: the token cache admits a token on its second verification.
+  t.equal(scopeSplits, 2, 'split twice for ten requests')
+
+  const own = (scope: string): Promise<LightMyRequestResponse> => app.inject({ url: '/own', headers: { claims: JSON.stringify({ token_use: 'access', scope }) } })
+  t.equal((await own('orders/read')).statusCode, 200)
+  t.equal((await own('orders/write')).statusCode, 403, 'claims that are not frozen are read again')
+})
