@@ -92,6 +92,7 @@ export {
   ForbiddenError,
   HookFailedError,
   InvalidOptionError,
+  isCognitoAuthError,
   JwksUnavailableError,
   NoTokenError,
   TokenExpiredError,
