@@ -136,7 +136,7 @@ t.test('isCognitoAuthError narrows the errors the plugin made, for a handler of 
   await app.register(cognitoAuth, issuer.pluginOptions())
   app.setErrorHandler((error, _request, reply) => {
     if (isCognitoAuthError(error)) return reply.code(error.statusCode).headers(error.headers ?? {}).send({ refused: error.code })
-    return reply.code(500).send({ other: error.message })
+    return reply.code(500).send({ other: error instanceof Error ? error.message : String(error) })
   })
   app.get('/me', { onRequest: app.authenticate }, async () => 'ok')
   app.get('/boom', async () => { throw new Error('boom') })
