@@ -6,13 +6,15 @@
  *   lib/verify.ts        verified claims: cache, header, pool, key, then fast-jwt's verifier of the key
  *     lib/jwks.ts        the pool's keys, retrieved by get-jwks (through lib/jwks-fetch.ts's bounded
  *                        dispatcher), checked by lib/jwk.ts, one verifier each
- *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `token_use`, `client_id`
+ *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `exp` itself, `token_use`,
+ *                        the app client (`aud` or `client_id`), an access token's `audience`
  *     lib/token-cache.ts tokens already verified
  *   lib/authenticate.ts  revocation, `resolveUser`, then `request.cognitoClaims`/`cognitoUser`
  *   lib/authorize.ts     `requireGroups`, `requireScopes`
  *   lib/errors.ts        codes, statuses and `WWW-Authenticate` challenges
  * Options are checked once, in lib/options.ts; lib/route-guard.ts refuses to start a server with a
- * `config.cognito` route the plugin could not wire.
+ * `config.cognito` route the plugin could not wire (or, in an instance created before this module
+ * loaded, refuses its requests).
  */
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
