@@ -289,7 +289,8 @@ export interface RequirementOptions {
 /**
  * What a route declares in `config.cognito`. A `groups` or `scopes` key that is present must hold
  * names, even if its value comes from configuration. The route must be declared where the plugin
- * sees it (in its scope or a child, once it loaded), or the server refuses to start.
+ * sees it (in its scope or a child, once it loaded), or the server refuses to start (in an
+ * instance created before the package loaded: the route refuses every request).
  */
 export interface CognitoRouteConfig extends RequirementOptions {
   groups?: string | readonly string[]
