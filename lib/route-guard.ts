@@ -86,7 +86,6 @@ export const LATE_IMPORT_WARNING = 'cognito: this Fastify instance was created b
   'so config.cognito routes the plugin cannot wire are refused per request (500) instead of stopping the start; ' +
   'load the module before creating the instance (fastify-cli: -r fastify-cognito-jwt; node --require or --import fastify-cognito-jwt) to have them refused at startup'
 
-
 function isInstance (value: unknown): value is FastifyInstance {
   return typeof (value as Partial<FastifyInstance> | null)?.addHook === 'function'
 }

@@ -4,9 +4,10 @@
  * the edges that stay refused: `exp` itself, `iat` far in the future, an access token for another
  * resource server when the pool names its audience.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import Fastify, { type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import cognitoAuth, { type CognitoAuthOptions } from '../index'
+import cognitoAuth, { channels, type CognitoAuthOptions, type CognitoRefusedEvent } from '../index'
 import { LocalIssuer } from '../testing'
 import { bearer, buildApp } from './helpers/app'
 import { fakeClock } from './helpers/clock'
@@ -125,4 +126,26 @@ t.test('a machine-to-machine access token, end to end with requireScopes', async
   t.equal(denied.headers['www-authenticate'], 'Bearer realm="api", error="insufficient_scope", error_description="Insufficient permissions", scope="orders/read"')
   t.equal((await app.inject({ url: '/config', headers: bearer(m2m('orders/read orders/write')) })).body, 'written', 'config.cognito scopes')
   status(t, await app.inject({ url: '/config', headers: bearer(m2m('orders/read')) }), 403, 'FST_COGNITO_FORBIDDEN', 'config.cognito, a scope missing')
+})
+
+t.test('the reason on the refused event names no claim value', async (t) => {
+  const reasons: string[] = []
+  const listener = (message: unknown): void => { reasons.push(String((message as CognitoRefusedEvent).error.reason)) }
+  subscribe(channels.refused, listener)
+  t.teardown(() => unsubscribe(channels.refused, listener))
+  const app = await buildApp(t, issuer.pluginOptions())
+  const secret = 'secret.person@example.com'
+  const expiredAt = Math.floor(Date.now() / 1000) - 60
+  const tokens = [
+    issuer.idToken({ email: secret, exp: expiredAt }),
+    issuer.idToken({ email: secret, iss: 'https://attacker.example.com/pool' }),
+    issuer.idToken({ email: secret, aud: secret })
+  ]
+  for (const token of tokens) t.equal((await app.inject({ url: '/private', headers: bearer(token) })).statusCode, 401)
+  t.same(reasons, [
+    'FAST_JWT_EXPIRED: the token has expired',
+    'FAST_JWT_INVALID_CLAIM_VALUE: a claim value is not allowed',
+    'aud claim is not an allowed app client'
+  ])
+  t.notOk(reasons.some((reason) => reason.includes(secret) || reason.includes(String(expiredAt)) || /\d{4}-\d\d-\d\d/.test(reason)))
 })
