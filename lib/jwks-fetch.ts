@@ -19,8 +19,6 @@ import type { GetJwks } from 'get-jwks'
 export interface JwksResponse {
   status: number
   body?: Buffer
-  /** Why a body that came whole could not be decoded. */
-  error?: Error
 }
 
 export interface JwksFetchLimits {
@@ -135,6 +133,8 @@ export class JwksFetcher {
     let status = 0
     let chunks: Buffer[] = []
     let codings: string[] = []
+    /** fetch's view of a compressed response, given once the body is decoded. */
+    let deferred: (() => void) | undefined
     let abortRequest: Fail | undefined
     let failure: Error | undefined
     let settled = false
@@ -172,12 +172,15 @@ export class JwksFetcher {
         chunks = []
         this.response = { status }
         codings = contentCodings(headers)
-        return next.onHeaders(statusCode, codings.length === 0 ? headers : withoutCoding(headers), resume, statusText)
+        if (codings.length === 0) return next.onHeaders(statusCode, headers, resume, statusText)
+        // A compressed response goes to fetch once decoded, whole (it is at most maxBytes): a body
+        // that cannot be decoded then fails the fetch as a network error would.
+        deferred = () => { next.onHeaders(statusCode, withoutCoding(headers), resume, statusText) }
+        return true
       },
       onData: (chunk) => {
         chunks.push(chunk)
-        // A compressed body goes to fetch once decoded, whole: it is at most maxBytes anyway.
-        return codings.length === 0 ? next.onData(chunk) : true
+        return deferred === undefined ? next.onData(chunk) : true
       },
       onComplete: (trailers) => {
         settle()
@@ -186,10 +189,10 @@ export class JwksFetcher {
           try {
             body = decode(body, codings, maxBytes)
           } catch (err) {
-            this.response = { status, error: err as Error }
             next.onError(err as Error)
             return
           }
+          deferred?.()
           next.onData(body)
         }
         this.response = { status, body }

@@ -203,7 +203,6 @@ export class KeyStore<V> {
     }
     const response = fetcher.takeResponse()
     try {
-      if (response?.error !== undefined) throw response.error
       if (response?.body === undefined) throw outcome
       if (response.status !== 200) throw new Error(`unexpected status ${response.status}`)
       const keySet = parseJwks(parseJson(response.body), this.options.maxKeys)
