@@ -143,8 +143,8 @@ export class JwksFetcher {
       clearTimeout(timer)
       this.exchanges.delete(fail)
     }
+    // Called at most once: the timer and the close both go through `exchanges`, left on settling.
     const fail: Fail = (err) => {
-      if (settled) return
       failure = err
       // Connected: undici aborts the request and calls onError, which tells fetch.
       if (abortRequest !== undefined) return abortRequest(err)
@@ -203,11 +203,11 @@ export class JwksFetcher {
 }
 
 /** The codings of a response's `content-encoding`, in the order they were applied; none for identity. */
-function contentCodings (headers: Buffer[] | string[] | null): string[] {
+function contentCodings (headers: Buffer[]): string[] {
   const codings: string[] = []
-  for (let i = 0; i + 1 < (headers?.length ?? 0); i += 2) {
-    if (String((headers as Buffer[])[i]).toLowerCase() !== 'content-encoding') continue
-    for (const coding of String((headers as Buffer[])[i + 1]).split(',')) {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (String(headers[i]).toLowerCase() !== 'content-encoding') continue
+    for (const coding of String(headers[i + 1]).split(',')) {
       const name = coding.trim().toLowerCase()
       if (name !== '' && name !== 'identity') codings.push(name)
     }
@@ -216,12 +216,11 @@ function contentCodings (headers: Buffer[] | string[] | null): string[] {
 }
 
 /** The headers as fetch should see a decoded body: neither its coding nor its compressed length. */
-function withoutCoding (headers: Buffer[] | string[] | null): Buffer[] {
+function withoutCoding (headers: Buffer[]): Buffer[] {
   const kept: Buffer[] = []
-  const raw = headers as Buffer[]
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = String(raw[i]).toLowerCase()
-    if (name !== 'content-encoding' && name !== 'content-length') kept.push(raw[i], raw[i + 1])
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = String(headers[i]).toLowerCase()
+    if (name !== 'content-encoding' && name !== 'content-length') kept.push(headers[i], headers[i + 1])
   }
   return kept
 }

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import cognitoAuth, { type JsonWebKeySet, type KeyStoreStats } from '../index'
 import { KeyStore, type KeyStoreOptions } from '../lib/jwks'
-import type { Remote } from '../lib/jwks-fetch'
+import { JwksFetcher, type Remote } from '../lib/jwks-fetch'
 import { LocalIssuer } from '../testing'
 import { fakeClock } from './helpers/clock'
 import { captureJwksEvents, hangingEndpoint } from './helpers/jwks-edges'
@@ -102,6 +102,31 @@ t.test('the deadline covers connecting', async (t) => {
   t.match(lines.filter((line) => line.msg === FAILED), [{ reason: 'timed out after 200 ms', status: undefined }])
   t.match(store.stats(), { fetches: 1, failures: 1 })
   t.match(events, [{ outcome: 'failed', status: null, reason: 'timed out after 200 ms', keys: 0 }])
+})
+
+t.test('a connection that comes up after the deadline is dropped, unused', async (t) => {
+  const server = await JwksServer.start(t, { keys: () => keys })
+  const fetcher = new JwksFetcher({ timeoutMs: 10, maxBytes: 65_536 })
+  t.teardown(() => fetcher.close())
+  const calls: string[] = []
+  const { origin, pathname } = new URL(server.url)
+  const failed = new Promise<Error>((resolve) => {
+    fetcher.fetchOptions.dispatcher.dispatch({ origin, path: pathname, method: 'GET' }, {
+      onConnect: () => { calls.push('connect') },
+      onHeaders: () => { calls.push('headers'); return true },
+      onData: () => true,
+      onComplete: () => { calls.push('complete') },
+      onError: (err) => { calls.push('error'); resolve(err) }
+    })
+  })
+  // The deadline passes before the event loop turns: timers run before any socket's events, so
+  // the deadline fires while the connection is still on its way.
+  const start = Date.now()
+  while (Date.now() - start < 30) { /* holding the event loop past the deadline */ }
+  t.match(await failed, { name: 'FetchAbortedError', message: 'timed out after 10 ms', closing: false })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(calls, ['error'], 'the handler heard of the timeout only')
+  t.equal(server.requests, 0, 'the connection, once up, carried no request')
 })
 
 t.test('closing while a fetch is still connecting is the shutdown, not a failure', async (t) => {
