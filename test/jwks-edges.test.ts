@@ -110,7 +110,9 @@ t.test('a connection that comes up after the deadline is dropped, unused', async
   t.teardown(() => fetcher.close())
   const calls: string[] = []
   const { origin, pathname } = new URL(server.url)
-  const failed = new Promise<Error>((resolve) => {
+  // Dispatched from the check phase, with the event loop then held past the deadline: the next
+  // turn runs its timers (the deadline) before it polls the sockets (the connection coming up).
+  const failed = new Promise<Error>((resolve) => setImmediate(() => {
     fetcher.fetchOptions.dispatcher.dispatch({ origin, path: pathname, method: 'GET' }, {
       onConnect: () => { calls.push('connect') },
       onHeaders: () => { calls.push('headers'); return true },
@@ -118,11 +120,9 @@ t.test('a connection that comes up after the deadline is dropped, unused', async
       onComplete: () => { calls.push('complete') },
       onError: (err) => { calls.push('error'); resolve(err) }
     })
-  })
-  // The deadline passes before the event loop turns: timers run before any socket's events, so
-  // the deadline fires while the connection is still on its way.
-  const start = Date.now()
-  while (Date.now() - start < 30) { /* holding the event loop past the deadline */ }
+    const start = Date.now()
+    while (Date.now() - start < 30) { /* holding the event loop past the deadline */ }
+  }))
   t.match(await failed, { name: 'FetchAbortedError', message: 'timed out after 10 ms', closing: false })
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.same(calls, ['error'], 'the handler heard of the timeout only')
