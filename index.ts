@@ -72,7 +72,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
     await Promise.all(verifier.pools.map(async ({ settings: pool, store }) => {
       if (pool.keys !== undefined) return
       try {
-        await store.refresh()
+        await store.prefetch()
       } catch (err) {
         if (prefetch === 'required') throw err
         // The failure itself was logged by the key store; requests retry with backoff.

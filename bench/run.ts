@@ -6,6 +6,7 @@
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { formatCold, runColdStart } from './cold'
 import { VARIANTS, type Variant } from './config'
 import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, type Measurement } from './load'
 import { formatHeap, measureHeap } from './memory'
@@ -21,14 +22,16 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --connections <n>     autocannon connections (default 32)
   --tokens <n>          distinct tokens of workload b (default 20000)
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
-  --workloads <list>    e.g. a,c (default a,b,c)
+  --workloads <list>    e.g. a,c (default a,b,c,cold)
+  --samples <n>         fresh processes per program of the cold workload (default 15)
   --variants <list>     e.g. none,floor,plugin (default all)
   --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
 
 const WORKLOADS = {
   a: 'one valid ID token, reused by every request',
   b: 'distinct valid ID tokens, more than any cache holds: a signature check per request',
-  c: 'one valid ID token, and an async user lookup after verification (resolveUser)'
+  c: 'one valid ID token, and an async user lookup after verification (resolveUser)',
+  cold: 'cold start: fresh processes importing the built package, then answering a first authenticated request'
 } as const
 type Workload = keyof typeof WORKLOADS
 
@@ -38,6 +41,7 @@ interface Settings {
   warmup: number
   distinctTokens: number
   memoryTokens: number
+  samples: number
   workloads: Workload[]
   variants: Variant[]
   cpuProf: Variant[]
@@ -54,6 +58,7 @@ function readSettings (): Settings {
       connections: { type: 'string' },
       tokens: { type: 'string' },
       'memory-tokens': { type: 'string' },
+      samples: { type: 'string' },
       workloads: { type: 'string' },
       variants: { type: 'string' },
       'cpu-prof': { type: 'string' }
@@ -87,6 +92,7 @@ function readSettings (): Settings {
     warmup: number('warmup', 1, 0.5),
     distinctTokens: Math.round(number('tokens', 20_000, 5_000)),
     memoryTokens: Math.round(number('memory-tokens', 100_000, 10_000)),
+    samples: Math.max(1, Math.round(number('samples', 15, 5))),
     workloads: list('workloads', workloads, workloads),
     variants: list('variants', VARIANTS, VARIANTS),
     cpuProf: list('cpu-prof', VARIANTS, [])
@@ -134,6 +140,11 @@ async function main (): Promise<void> {
     console.log(`fastify-cognito-jwt benchmark: ${settings.rounds} round(s) of ${duration} s per variant, ` +
       `${connections} connections; node ${process.version}, ${machine()}`)
     for (const workload of settings.workloads) {
+      if (workload === 'cold') {
+        console.log(`\nWorkload cold: ${WORKLOADS.cold}; wall time per process, ${settings.samples} samples each`)
+        console.log(formatCold(runColdStart(issuer, settings.samples, log)))
+        continue
+      }
       if (workload === 'b' && distinct.length === 0) throw new Error('workload b needs --tokens > 0')
       const tokens = new TokenCycle(workload === 'b' ? distinct : [context.knownUser])
       const rows = await runWorkload(context, workload, tokens)
@@ -143,7 +154,7 @@ async function main (): Promise<void> {
       if (targets !== '') console.log(targets)
     }
 
-    if (settings.memoryTokens > 0 && settings.variants.includes('plugin')) {
+    if (settings.memoryTokens > 0 && settings.variants.includes('plugin') && settings.workloads.some((workload) => workload !== 'cold')) {
       const more = Math.max(0, settings.memoryTokens - distinct.length)
       const extra = more === 0 ? [] : await timed(`signed ${more} more distinct tokens for the memory step`, () => distinctTokens(issuer, more))
       const tokens = [...distinct, ...extra].slice(0, settings.memoryTokens)

@@ -29,6 +29,12 @@ export const JwksUnavailableError = createError(
   Error,
   noStack
 )
+/** The keys could not be fetched at startup (`prefetch: 'required'`): names the JWKS URI and the cause, for the operator. */
+export const JwksPrefetchError = createError<[string, string, { cause: unknown }]>(
+  'FST_COGNITO_JWKS_UNAVAILABLE',
+  'The signing keys cannot be retrieved from %s: %s',
+  503
+)
 export const InvalidOptionError = createError<[string, string]>('FST_COGNITO_INVALID_OPTION', 'Invalid option %s: %s', 500, TypeError)
 /**
  * A hook of the application (`isRevoked`, `resolveUser`) failed without an error to answer with:

@@ -7,17 +7,20 @@
  *   - a cooldown for unknown `kid`s, backoff after failures, and known keys served for up to
  *     `maxStale` while the endpoint fails (get-jwks' own stale cache lasts one TTL);
  *   - the RSA checks on each key (lib/jwk.ts), each key converted once, by `prepare`;
- *   - the warm start, keys given up front, logs and counters.
+ *   - the warm start, keys given up front, logs, counters and events (lib/events.ts).
  *
  * The lookup of a known key (`get`) is synchronous: a request whose key is known never waits on
- * the network or a promise.
+ * the network or a promise. It reads no cache either: the store remembers when its keys are due,
+ * and asks get-jwks' cache (whose clock sets a timer per reading) only once that time has come.
+ * get-jwks and undici are loaded by the first fetch (lib/jwks-fetch.ts), never before.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import buildGetJwks, { type GetJwks, type JWK } from 'get-jwks'
-import type { KeyStoreStats } from '../types'
-import { JwksUnavailableError } from './errors'
+import type { JWK } from 'get-jwks'
+import type { CognitoJwksEvent, KeyStoreStats } from '../types'
+import { JwksPrefetchError, JwksUnavailableError } from './errors'
+import { publishJwks, wantsJwksEvents } from './events'
 import { parseJwks, type ParsedKeySet } from './jwk'
-import { FetchAbortedError, JwksFetcher } from './jwks-fetch'
+import { ALG, FetchAbortedError, openRemote, type Remote } from './jwks-fetch'
 
 /** A key ready for use. `alive` turns false when the key leaves the JWKS, or the keys expire. */
 export interface StoredKey<V> {
@@ -31,8 +34,6 @@ export interface StoredKey<V> {
 interface Entry<V> extends StoredKey<V> {
   /** Given by the operator (the `jwks` option): only a successful fetch can retire it. */
   readonly pinned: boolean
-  /** Its key in get-jwks' cache, made once: `get` runs on every request. */
-  readonly cacheKey: string
 }
 
 export interface KeyStoreOptions<V> {
@@ -52,31 +53,14 @@ export interface KeyStoreOptions<V> {
   prepare: (pem: string) => V
 }
 
-/** How a store with a URI fetches: get-jwks, through the bounded dispatcher, for one domain. */
-interface Remote {
-  fetcher: JwksFetcher
-  getJwks: GetJwks
-  domain: string
-}
-
 /** Retries after failed fetches wait 1 s, 2 s, 4 s ... up to this. */
 const MAX_BACKOFF_MS = 60_000
 
-/** Keys are asked of get-jwks for RS256, the only algorithm the plugin accepts. */
-const ALG = 'RS256'
+/** How soon get-jwks' cache is asked again when it still holds keys the store thought due. */
+const RECHECK_MS = 1000
 
 /** What get-jwks is asked for when no `kid` is known yet (the warm start): the set comes all the same. */
 const PROBE_KID = '(warm start)'
-
-/**
- * get-jwks fetches `<domain><jwksPath>`: the configured URI, split at its last path segment, so
- * that the URL fetched is exactly the configured one, never one derived from a token.
- */
-function splitUri (jwksUri: string): { domain: string, jwksPath: string } {
-  const url = new URL(jwksUri)
-  const cut = url.pathname.lastIndexOf('/') + 1
-  return { domain: url.origin + url.pathname.slice(0, cut), jwksPath: url.pathname.slice(cut) + url.search }
-}
 
 export class KeyStore<V> {
   private keys = new Map<string, Entry<V>>()
@@ -87,31 +71,27 @@ export class KeyStore<V> {
   private failuresInRow = 0
   private inflight: Promise<void> | undefined
   private closed = false
-  private readonly remote: Remote | undefined
+  /**
+   * When the keys are due for a refresh, as far as the store knows: the TTL from their install.
+   * get-jwks' cache has the last word once this time is reached. Never, without a URI.
+   */
+  private dueAt = Infinity
+  /** get-jwks and the dispatcher, set up by the first fetch. */
+  private remote: Remote | undefined
   private readonly counters = { fetches: 0, failures: 0, lastSuccess: null as number | null, lastFailure: null as number | null }
 
   constructor (private readonly options: KeyStoreOptions<V>) {
-    if (options.jwksUri !== null) {
-      const { domain, jwksPath } = splitUri(options.jwksUri)
-      const fetcher = new JwksFetcher(options)
-      const getJwks = buildGetJwks({
-        // Its LRU cache takes whole milliseconds, and holds an entry until strictly past its TTL:
-        // one less makes the keys due at the TTL itself.
-        ttl: Math.max(1, Math.ceil(options.ttlMs) - 1),
-        max: options.maxKeys,
-        issuersWhitelist: [domain],
-        jwksPath,
-        fetchOptions: fetcher.fetchOptions
-      })
-      this.remote = { fetcher, getJwks, domain }
-    }
     if (options.keys !== undefined) this.install(options.keys, true)
   }
 
-  /** The key with this `kid`, if it is known and may be used. Never waits. */
-  get (kid: string): StoredKey<V> | undefined {
+  /**
+   * The key with this `kid`, if it is known and may be used. Never waits. `nowMs` spares a clock
+   * reading to a caller that has just made one (the token cache): on a cache hit this lookup is
+   * the store's whole cost.
+   */
+  get (kid: string, nowMs = Date.now()): StoredKey<V> | undefined {
     const key = this.keys.get(kid)
-    if (key === undefined || this.remote === undefined || this.remote.getJwks.cache.get(key.cacheKey) !== undefined) return key
+    if (key === undefined || nowMs < this.dueAt || !this.due(kid)) return key
     this.pastTtl()
     return this.keys.get(kid)
   }
@@ -122,7 +102,7 @@ export class KeyStore<V> {
    */
   async find (kid: string): Promise<StoredKey<V> | undefined> {
     const known = this.get(kid)
-    if (known !== undefined || this.remote === undefined) return known
+    if (known !== undefined || this.options.jwksUri === null) return known
     if (this.inflight !== undefined || Date.now() >= this.nextFetchAt) {
       await this.refresh(kid).catch(noop)
       const fetched = this.get(kid)
@@ -139,6 +119,18 @@ export class KeyStore<V> {
     return this.inflight
   }
 
+  /**
+   * The warm start: fetches the keys now. A failure rejects with an error that names the JWKS URI
+   * and the cause, for a server that must not start without its keys.
+   */
+  async prefetch (): Promise<void> {
+    try {
+      await this.refresh()
+    } catch (err) {
+      throw new JwksPrefetchError(String(this.options.jwksUri), (err as Error).message, { cause: err })
+    }
+  }
+
   /** Aborts fetches under way, and refuses later ones; used when the server closes. */
   close (): void {
     this.closed = true
@@ -149,8 +141,15 @@ export class KeyStore<V> {
     return { jwksUri: this.options.jwksUri, keys: this.keys.size, ...this.counters }
   }
 
-  private cacheKey (kid: string): string {
-    return this.remote === undefined ? '' : this.remote.getJwks.generateCacheKey(ALG, kid, this.remote.domain)
+  /**
+   * Whether the keys are due, now that the time the store noted has come: get-jwks' cache decides.
+   * If it still holds the key (its clock is not `Date`, and `Date` may jump), the store asks again
+   * a little later. Keys given up front, before any fetch set get-jwks up, are due at their TTL.
+   */
+  private due (kid: string): boolean {
+    if (this.remote === undefined || this.remote.getJwks.cache.get(this.remote.cacheKey(kid)) === undefined) return true
+    this.dueAt = Date.now() + Math.min(RECHECK_MS, this.options.ttlMs)
+    return false
   }
 
   /**
@@ -178,23 +177,25 @@ export class KeyStore<V> {
         dropped.push(kid)
       }
     }
+    this.keys = kept
     if (dropped.length > 0) {
       this.options.log.error({ jwksUri: this.options.jwksUri, dropped }, 'cognito: JWKS keys expired without a successful refresh; refusing tokens until one succeeds')
+      if (wantsJwksEvents()) this.publish('expired', { removed: dropped })
     }
-    this.keys = kept
   }
 
   private async fetchKeys (wanted: string | undefined): Promise<void> {
     const { jwksUri, log } = this.options
     if (this.closed) throw new FetchAbortedError('aborted: the server is closing', true)
     // Never called without a URI: such a store has all its keys, and `find` returns before fetching.
-    const { fetcher, getJwks, domain } = this.remote as Remote
+    this.remote ??= openRemote({ ...this.options, jwksUri: jwksUri as string })
+    const { fetcher, getJwks, domain } = this.remote
     const kid = wanted ?? this.keys.keys().next().value ?? PROBE_KID
     const started = Date.now()
     this.counters.fetches++
     // get-jwks must really fetch, and fail rather than answer from its stale copy: this store
     // judges freshness and staleness itself.
-    const cacheKey = this.cacheKey(kid)
+    const cacheKey = this.remote.cacheKey(kid)
     getJwks.cache.delete(cacheKey)
     getJwks.staleCache.delete(cacheKey)
     let outcome: unknown
@@ -216,12 +217,17 @@ export class KeyStore<V> {
       this.expireAt = now + this.options.ttlMs + this.options.maxStaleMs
       this.nextFetchAt = now + this.options.cooldownMs
       log.debug({ jwksUri, status: response.status, durationMs: now - started, keys: keySet.keys.size, skipped: keySet.skipped }, 'cognito: JWKS fetched')
+      if (wantsJwksEvents()) this.publish('fetched', { status: response.status, durationMs: now - started })
     } catch (err) {
-      const reason = reasonOf(err, this.options.maxBytes)
-      if (reason instanceof FetchAbortedError && reason.closing) {
+      // Once the server closes, whatever ended the fetch (the abort, the agent destroyed while
+      // connecting) is the shutdown, not a failure of the endpoint.
+      if (this.closed) {
+        const aborted = new FetchAbortedError('aborted: the server is closing', true)
         log.debug({ jwksUri }, 'cognito: JWKS fetch aborted: the server is closing')
-        throw reason
+        if (wantsJwksEvents()) this.publish('aborted', { status: response?.status ?? null, durationMs: Date.now() - started, reason: aborted.message })
+        throw aborted
       }
+      const reason = reasonOf(err, this.options.maxBytes)
       const now = Date.now()
       this.failuresInRow++
       this.counters.failures++
@@ -229,14 +235,16 @@ export class KeyStore<V> {
       const backoffMs = Math.min(1000 * 2 ** (this.failuresInRow - 1), MAX_BACKOFF_MS)
       this.nextFetchAt = now + backoffMs
       log.warn({ jwksUri, status: response?.status, durationMs: now - started, reason: reason.message, retryInMs: backoffMs }, 'cognito: JWKS fetch failed')
+      if (wantsJwksEvents()) this.publish('failed', { status: response?.status ?? null, durationMs: now - started, reason: reason.message })
       throw reason
     }
   }
 
   /**
    * Installs a key set: keys whose material did not change keep their converted form, others are
-   * converted once; keys no longer listed are retired. Every key is handed to get-jwks' cache, so
-   * that its TTL runs for the whole set from this fetch.
+   * converted once; keys no longer listed are retired. Every key is handed to get-jwks' cache (once
+   * a fetch has set it up), so that its TTL runs for the whole set from this fetch; the store notes
+   * when that TTL ends.
    */
   private install ({ keys: parsed }: ParsedKeySet, pinned: boolean): void {
     const next = new Map<string, Entry<V>>()
@@ -245,12 +253,13 @@ export class KeyStore<V> {
       const current = this.keys.get(kid)
       let entry = current
       if (entry === undefined || entry.material !== key.material) {
-        entry = { kid, material: key.material, value: this.options.prepare(key.pem), alive: true, pinned, cacheKey: this.cacheKey(kid) }
+        entry = { kid, material: key.material, value: this.options.prepare(key.pem), alive: true, pinned }
         added.push(kid)
       }
       next.set(kid, entry)
-      this.remote?.getJwks.cache.set(entry.cacheKey, { ...key.jwk, domain: this.remote.domain, alg: ALG, kid } satisfies JWK)
+      this.remote?.getJwks.cache.set(this.remote.cacheKey(kid), { ...key.jwk, domain: this.remote.domain, alg: ALG, kid } satisfies JWK)
     }
+    if (this.options.jwksUri !== null) this.dueAt = Date.now() + this.options.ttlMs
     const removed: string[] = []
     for (const [kid, key] of this.keys) {
       if (next.get(kid) !== key) {
@@ -258,10 +267,17 @@ export class KeyStore<V> {
         removed.push(kid)
       }
     }
-    if (this.keys.size > 0 && (added.length > 0 || removed.length > 0)) {
-      this.options.log.info({ jwksUri: this.options.jwksUri, added, removed }, 'cognito: JWKS keys rotated')
-    }
+    const rotated = this.keys.size > 0 && (added.length > 0 || removed.length > 0)
     this.keys = next
+    if (rotated) {
+      this.options.log.info({ jwksUri: this.options.jwksUri, added, removed }, 'cognito: JWKS keys rotated')
+      if (wantsJwksEvents()) this.publish('rotated', { added, removed })
+    }
+  }
+
+  /** Publishes a key store event; the caller has checked that someone listens. */
+  private publish (outcome: CognitoJwksEvent['outcome'], details: Partial<CognitoJwksEvent>): void {
+    publishJwks({ jwksUri: this.options.jwksUri, outcome, status: null, durationMs: null, keys: this.keys.size, ...details })
   }
 }
 

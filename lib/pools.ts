@@ -3,7 +3,7 @@
  * with a fast-jwt verifier bound to it, built once when the key arrives.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { createVerifier } from 'fast-jwt'
+import { createVerifier } from './fast-jwt'
 import { KeyStore } from './jwks'
 import type { JwksSettings, PoolSettings } from './options'
 

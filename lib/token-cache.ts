@@ -14,7 +14,7 @@ export interface VerifiedToken {
   /** The key that verified the token; the entry dies with it. */
   readonly key: { readonly kid: string, readonly alive: boolean }
   /** The key store the key came from. */
-  readonly keys: { get: (kid: string) => unknown }
+  readonly keys: { get: (kid: string, nowMs: number) => unknown }
   /** Until when a "not revoked" answer may be reused (epoch milliseconds); 0 when never asked. */
   notRevokedUntil: number
 }
@@ -65,7 +65,7 @@ export class TokenCache {
     if (nowMs < verified.expiresAt) {
       // Looked up as an uncached token's key would be: the store's upkeep (a refresh once the TTL
       // has passed, the keys dropped once too stale) must not stop because tokens come from here.
-      verified.keys.get(verified.key.kid)
+      verified.keys.get(verified.key.kid, nowMs)
       if (verified.key.alive) return verified
     }
     this.entries.delete(key)

@@ -14,7 +14,7 @@
  * A known key keeps the whole path synchronous; only a key fetch returns a promise.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { TokenError } from 'fast-jwt'
+import { TokenError } from './fast-jwt'
 import { asCognitoClaims, checkCognitoClaims, hasExpired } from './claims'
 import { JwksUnavailableError, TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
 import type { StoredKey } from './jwks'

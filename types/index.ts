@@ -174,7 +174,7 @@ export interface JwksCacheOptions {
   maxKeys?: number
   /** An unknown `kid` refetches the JWKS at most once in this window. Default 10. */
   cooldown?: number
-  /** Timeout of one JWKS fetch, body included. Default 5. */
+  /** Timeout of one JWKS fetch, from connecting to the last byte of the body. Default 5. */
   timeout?: number
   /** How long past `ttl` keys are still served while the JWKS endpoint fails. Default 86400 (a day). */
   maxStale?: number

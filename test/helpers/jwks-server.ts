@@ -4,7 +4,7 @@
  * test ends.
  */
 import { createServer, type ServerResponse } from 'node:http'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import type { AddressInfo } from 'node:net'
 import type { JsonWebKeySet } from '../../types'
 
@@ -33,6 +33,14 @@ export type JwksServerMode =
   | 'oversize-chunked'
   /** 302 to another path of this server. */
   | 'redirect'
+  /** 200 with the keys compressed although the client asked for identity, as some servers do. */
+  | 'gzip' | 'deflate' | 'deflate-raw' | 'br' | 'gzip-deflate'
+  /** 200 with a small gzip body that inflates past `oversizeBytes`. */
+  | 'gzip-oversize'
+  /** 200 claiming gzip, with a body that is not. */
+  | 'gzip-corrupt'
+  /** 200 with a coding neither fetch nor the plugin knows. */
+  | 'compress'
 
 export interface JwksServerOptions {
   /** The keys served; read on every request, so that a rotation shows at once. */
@@ -165,7 +173,31 @@ export class JwksServer {
       }
       case 'redirect':
         response.writeHead(302, { location: '/elsewhere' }).end()
+        return
+      case 'gzip':
+      case 'deflate':
+      case 'deflate-raw':
+      case 'br':
+      case 'gzip-deflate':
+      case 'gzip-oversize':
+      case 'gzip-corrupt':
+      case 'compress':
+        this.answerCompressed(this.current, response)
     }
+  }
+
+  /** Compressed whatever the request's accept-encoding said. */
+  private answerCompressed (mode: JwksServerMode, response: ServerResponse): void {
+    const body = Buffer.from(mode === 'gzip-oversize' ? this.paddedKeys() : JSON.stringify(this.options.keys()))
+    const [coding, compressed] =
+      mode === 'deflate' ? ['deflate', deflateSync(body)]
+        : mode === 'deflate-raw' ? ['deflate', deflateRawSync(body)]
+          : mode === 'br' ? ['br', brotliCompressSync(body)]
+            : mode === 'gzip-deflate' ? ['deflate, gzip', gzipSync(deflateSync(body))]
+              : mode === 'gzip-corrupt' ? ['gzip', body]
+                : mode === 'compress' ? ['compress', body]
+                  : ['gzip', gzipSync(body)]
+    response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': coding, 'content-length': compressed.length }).end(compressed)
   }
 
   /** A valid JWKS, larger than `oversizeBytes`: only the size cap refuses it. */
