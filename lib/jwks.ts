@@ -145,6 +145,21 @@ export class KeyStore<V> {
     this.remote?.fetcher.close()
   }
 
+  /**
+   * Closes the store and lets go of its keys, for a pool no longer used (a resolved pool evicted
+   * or changed): tokens verified with its keys stop passing, even from the token cache.
+   */
+  discard (): void {
+    this.close()
+    for (const key of this.keys.values()) {
+      key.alive = false
+      // get-jwks moves what leaves its cache to its stale copy: that one last.
+      this.remote?.getJwks.cache.delete(key.cacheKey)
+      this.remote?.getJwks.staleCache.delete(key.cacheKey)
+    }
+    this.keys = new Map()
+  }
+
   stats (): KeyStoreStats {
     return { jwksUri: this.options.jwksUri, keys: this.keys.size, ...this.counters }
   }
