@@ -240,7 +240,7 @@ function parsePools (options: Record<string, unknown>): PoolSettings[] {
   if (topLevel.length > 0) fail('userPools', `cannot be combined with top-level ${topLevel.join(', ')}`)
   // A function: the pools are the resolver's answers, parsed as they come (lib/pool-directory.ts).
   if (typeof userPools === 'function') return []
-  if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array')
+  if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array, or a function that resolves an issuer to its pool')
   const pools = userPools.map((pool, i) => {
     if (!isRecord(pool)) fail(`userPools[${i}]`, 'must be an object')
     return parsePool(pool, `userPools[${i}].`)

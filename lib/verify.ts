@@ -54,8 +54,6 @@ export interface VerifierSettings {
 
 export class CognitoVerifier {
   readonly directory: PoolDirectory
-  /** No pool is resolved at run time: a cached token's pool always stands. */
-  private readonly fixed: boolean
   private readonly headers = new Map<string, string>()
   private readonly cache: TokenCache | null
   private readonly toleranceMs: number
@@ -66,7 +64,6 @@ export class CognitoVerifier {
     this.maxTokenLength = maxTokenLength
     this.cache = tokenCacheMax > 0 ? new TokenCache(tokenCacheMax) : null
     this.directory = createPoolDirectory(pools, resolver, { jwks, clockToleranceMs, log })
-    this.fixed = resolver === undefined
   }
 
   /** The pools held now: every configured one, or those resolved and cached. */
@@ -78,9 +75,8 @@ export class CognitoVerifier {
   cached (token: string): VerifiedToken | undefined {
     const now = Date.now()
     const hit = this.cache?.get(token, now)
-    if (hit === undefined || this.fixed) return hit
     // A resolved pool stands only for its TTL: past it, the token takes the path that asks again.
-    return this.directory.current(hit, now) ? hit : undefined
+    return hit !== undefined && this.directory.current(hit, now) ? hit : undefined
   }
 
   close (): void {
