@@ -11,6 +11,7 @@ import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, ty
 import { formatHeap, measureHeap } from './memory'
 import { startServer, stopAllServers, stopServersOnExit, type RunningServer } from './processes'
 import { checkTargets, formatTable, formatTargets, summarize, type Summary } from './report'
+import { runTenants, TENANTS } from './tenants'
 import { distinctTokens, knownUserToken, openPool, refusedTokens } from './tokens'
 
 const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_<NAME>, e.g. BENCH_DURATION=10)
@@ -21,14 +22,15 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --connections <n>     autocannon connections (default 32)
   --tokens <n>          distinct tokens of workload b (default 20000)
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
-  --workloads <list>    e.g. a,c (default a,b,c)
+  --workloads <list>    e.g. a,c (default a,b,c,t)
   --variants <list>     e.g. none,floor,plugin (default all)
   --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
 
 const WORKLOADS = {
   a: 'one valid ID token, reused by every request',
   b: 'distinct valid ID tokens, more than any cache holds: a signature check per request',
-  c: 'one valid ID token, and an async user lookup after verification (resolveUser)'
+  c: 'one valid ID token, and an async user lookup after verification (resolveUser)',
+  t: `${TENANTS} tenants, a user pool each resolved at run time, beside one pool (plugin only)`
 } as const
 type Workload = keyof typeof WORKLOADS
 
@@ -134,6 +136,12 @@ async function main (): Promise<void> {
     console.log(`fastify-cognito-jwt benchmark: ${settings.rounds} round(s) of ${duration} s per variant, ` +
       `${connections} connections; node ${process.version}, ${machine()}`)
     for (const workload of settings.workloads) {
+      if (workload === 't') {
+        const { load, rounds, warmup } = settings
+        const report = await runTenants({ load, rounds, warmup, distinctTokens: settings.distinctTokens }, log)
+        console.log(`\nWorkload t: ${WORKLOADS.t}\n${report}`)
+        continue
+      }
       if (workload === 'b' && distinct.length === 0) throw new Error('workload b needs --tokens > 0')
       const tokens = new TokenCycle(workload === 'b' ? distinct : [context.knownUser])
       const rows = await runWorkload(context, workload, tokens)
