@@ -495,3 +495,25 @@ t.test('a resolver that throws synchronously is refused the same way', async (t)
   t.equal(res.statusCode, 503)
   t.equal(res.json<{ code: string }>().code, 'FST_COGNITO_POOL_UNAVAILABLE')
 })
+
+t.test('an answer with its keys up front and every app client: no fetch; new keys, a new pool', async (t) => {
+  const clock = fakeClock(t)
+  const a = new LocalIssuer({ userPoolId: 'eu-north-1_KeysUpFront', clientId: 'any-client' })
+  let jwks = a.jwks
+  const before = host.total
+  const h = await harness(t, {
+    resolver: (iss) => iss === a.issuer ? { userPoolId: a.userPoolId, clientId: null, jwksUri: false, jwks } : null,
+    poolCache: { ttl: 60 }
+  })
+  const token = a.idToken({ aud: 'whatever-client' })
+  t.equal((await h.get(token)).statusCode, 200)
+  t.equal((await h.get(token)).statusCode, 200)
+  t.match(h.app.cognitoKeyStores(), [{ jwksUri: null, keys: 1, fetches: 0 }])
+  a.rotate({ keepOld: false })
+  jwks = a.jwks
+  clock.tick(60_000)
+  await clock.settle()
+  t.equal((await h.get(token)).statusCode, 401, 'the old key is gone with the old answer')
+  t.equal((await h.get(a.idToken())).statusCode, 200, 'the new key is the pool\'s')
+  t.equal(host.total, before, 'nothing fetched')
+})
