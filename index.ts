@@ -4,8 +4,9 @@
  * A request's path through the plugin:
  *   lib/extract.ts       the token, from `Authorization: Bearer` (or the app's `extractToken`)
  *   lib/verify.ts        verified claims: cache, header, pool, key, then fast-jwt's verifier of the key
- *     lib/pool-directory.ts  which pool an issuer is: the configured map, or the application's
- *                        resolver, asked with bounds and its answers cached
+ *     lib/pool-directory.ts
+ *                        which pool an issuer is: the configured map, or the application's
+ *                        resolver (`userPools` as a function), asked with bounds, answers cached
  *     lib/jwks.ts        the pool's keys, retrieved by get-jwks (through lib/jwks-fetch.ts's bounded
  *                        dispatcher), checked by lib/jwk.ts, one verifier each
  *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `token_use`, `client_id`
