@@ -517,3 +517,27 @@ t.test('an answer with its keys up front and every app client: no fetch; new key
   t.equal((await h.get(a.idToken())).statusCode, 200, 'the new key is the pool\'s')
   t.equal(host.total, before, 'nothing fetched')
 })
+
+t.test('revocation and JWKS outages hold for resolved pools as for configured ones', async (t) => {
+  const [a, b] = issuers
+  const revoked = new Set<string>()
+  const h = await harness(t, {
+    isRevoked: async (claims) => revoked.has(claims.sub),
+    resolver: (iss, tenants) => {
+      const row = tenants.get(iss)
+      // Tenant b's JWKS URI names no pool of the host: its fetch fails (404).
+      return row && { userPoolId: row.poolId, clientId: row.clientId, jwksUri: host.uri(iss === b.issuer ? 'eu-central-1_Gone' : row.poolId) }
+    }
+  })
+  const token = a.idToken({ sub: 'alice' })
+  t.equal((await h.get(token)).statusCode, 200)
+  revoked.add('alice')
+  const res = await h.get(token)
+  t.equal(res.statusCode, 401)
+  t.equal(res.json<{ code: string }>().code, 'FST_COGNITO_TOKEN_REVOKED')
+
+  const down = await h.get(b.idToken())
+  t.equal(down.statusCode, 503)
+  t.equal(down.json<{ code: string }>().code, 'FST_COGNITO_JWKS_UNAVAILABLE')
+  t.match(h.app.cognitoKeyStores().find((store) => store.jwksUri === host.uri('eu-central-1_Gone')), { failures: 1, keys: 0 })
+})
