@@ -400,6 +400,7 @@ t.test('options of the resolver are checked at register', async (t) => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ userPools: resolver, poolCache: { max: 10, tll: 5 } }, /poolCache\.tll: is not an option; did you mean ttl\?/],
     [{ userPools: resolver, poolCache: 5 }, /poolCache: must be an object/],
+    [{ userPools: resolver, poolCache: { capacity: 5 } }, /poolCache\.capacity: is not an option; expected one of max, ttl, unknownTtl/],
     [{ userPools: resolver, poolCache: { max: 0 } }, /poolCache\.max: must be a positive integer/],
     [{ userPools: resolver, poolCache: { ttl: 0 } }, /poolCache\.ttl: must be a positive number/],
     [{ userPools: resolver, poolCache: { unknownTtl: -1 } }, /poolCache\.unknownTtl/],
