@@ -4,6 +4,9 @@
  * A request's path through the plugin:
  *   lib/extract.ts       the token, from `Authorization: Bearer` (or the app's `extractToken`)
  *   lib/verify.ts        verified claims: cache, header, pool, key, then fast-jwt's verifier of the key
+ *     lib/pool-directory.ts
+ *                        which pool an issuer is: the configured map, or the application's
+ *                        resolver (`userPools` as a function), asked with bounds, answers cached
  *     lib/jwks.ts        the pool's keys, retrieved by get-jwks (through lib/jwks-fetch.ts's bounded
  *                        dispatcher), checked by lib/jwk.ts, one verifier each
  *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `exp` itself, `token_use`,
@@ -45,6 +48,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
 
   fastify.decorateRequest('cognitoClaims', null)
   fastify.decorateRequest('cognitoUser', null)
+  fastify.decorateRequest('cognitoPool', null)
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('authenticateOptional', authenticateOptional)
   fastify.decorate('requireGroups', requireGroups)
@@ -80,7 +84,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
     }))
   })
   fastify.addHook('onClose', async () => {
-    for (const pool of verifier.pools) pool.store.close()
+    verifier.close()
   })
 }
 
@@ -97,6 +101,7 @@ export {
   isCognitoAuthError,
   JwksUnavailableError,
   NoTokenError,
+  PoolUnavailableError,
   TokenExpiredError,
   TokenInvalidError,
   TokenRevokedError,

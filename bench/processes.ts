@@ -22,7 +22,13 @@ const running = new Set<ChildProcess>()
 
 /** Starts a server; `nodeArgs` are extra Node.js flags such as `--expose-gc` or `--cpu-prof`. */
 export async function startServer (spec: ServerSpec, nodeArgs: readonly string[] = []): Promise<RunningServer> {
-  const child = fork(SERVER_ENTRY, [], {
+  const { url, stop } = await startProcess(SERVER_ENTRY, spec, spec.variant, nodeArgs)
+  return { spec, url, stop }
+}
+
+/** Starts the server of another entry file (it follows server.ts's protocol), stopped with the others. */
+export async function startProcess (entry: string, spec: object, name: string, nodeArgs: readonly string[] = []): Promise<{ url: string, stop: () => Promise<void> }> {
+  const child = fork(entry, [], {
     execArgv: ['--import', 'tsx', ...nodeArgs],
     env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc']
@@ -30,8 +36,8 @@ export async function startServer (spec: ServerSpec, nodeArgs: readonly string[]
   running.add(child)
   child.once('exit', () => running.delete(child))
   try {
-    const port = await readPort(child, spec.variant)
-    return { spec, url: `http://127.0.0.1:${port}`, stop: async () => await stopChild(child) }
+    const port = await readPort(child, name)
+    return { url: `http://127.0.0.1:${port}`, stop: async () => await stopChild(child) }
   } catch (err) {
     await stopChild(child)
     throw err

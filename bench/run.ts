@@ -12,6 +12,7 @@ import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, ty
 import { formatHeap, measureHeap } from './memory'
 import { startServer, stopAllServers, stopServersOnExit, type RunningServer } from './processes'
 import { checkTargets, formatTable, formatTargets, summarize, type Summary } from './report'
+import { runTenants, TENANTS } from './tenants'
 import { distinctTokens, knownUserToken, openPool, refusedTokens } from './tokens'
 
 const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_<NAME>, e.g. BENCH_DURATION=10)
@@ -22,7 +23,7 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --connections <n>     autocannon connections (default 32)
   --tokens <n>          distinct tokens of workload b (default 20000)
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
-  --workloads <list>    e.g. a,c (default a,b,c,cold)
+  --workloads <list>    e.g. a,c (default a,b,c,t,cold)
   --samples <n>         fresh processes per program of the cold workload (default 15)
   --variants <list>     e.g. none,floor,plugin (default all)
   --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
@@ -31,7 +32,8 @@ const WORKLOADS = {
   a: 'one valid ID token, reused by every request',
   b: 'distinct valid ID tokens, more than any cache holds: a signature check per request',
   c: 'one valid ID token, and an async user lookup after verification (resolveUser)',
-  cold: 'cold start: fresh processes importing the built package, then answering a first authenticated request'
+  cold: 'cold start: fresh processes importing the built package, then answering a first authenticated request',
+  t: `${TENANTS} tenants, a user pool each resolved at run time, beside one pool (plugin only)`
 } as const
 type Workload = keyof typeof WORKLOADS
 
@@ -143,6 +145,12 @@ async function main (): Promise<void> {
       if (workload === 'cold') {
         console.log(`\nWorkload cold: ${WORKLOADS.cold}; wall time per process, ${settings.samples} samples each`)
         console.log(formatCold(runColdStart(issuer, settings.samples, log)))
+        continue
+      }
+      if (workload === 't') {
+        const { load, rounds, warmup } = settings
+        const report = await runTenants({ load, rounds, warmup, distinctTokens: settings.distinctTokens }, log)
+        console.log(`\nWorkload t: ${WORKLOADS.t}\n${report}`)
         continue
       }
       if (workload === 'b' && distinct.length === 0) throw new Error('workload b needs --tokens > 0')

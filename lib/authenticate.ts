@@ -80,6 +80,7 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
     if (!needsMore) {
       request.cognitoClaims = verified.claims
       request.cognitoUser = claimsAsUser(verified.claims)
+      request.cognitoPool = verified.pool.settings.entry
       publishAuthenticated(request, verified.claims, cached)
       done()
       return
@@ -123,6 +124,7 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
     if (!user) throw new UserNotFoundError()
     request.cognitoClaims = claims
     request.cognitoUser = user as CognitoUser
+    request.cognitoPool = verified.pool.settings.entry
   }
 
   return awaitable(function authenticate (request, _reply, done) {

@@ -35,6 +35,14 @@ export const JwksPrefetchError = createError<[string, string, { cause: unknown }
   'The signing keys cannot be retrieved from %s: %s',
   503
 )
+/** The application's `userPools` resolver failed: whether the token's pool is a tenant is not known. */
+export const PoolUnavailableError = createError(
+  'FST_COGNITO_POOL_UNAVAILABLE',
+  'The user pool cannot be resolved; try again later',
+  503,
+  Error,
+  noStack
+)
 export const InvalidOptionError = createError<[string, string]>('FST_COGNITO_INVALID_OPTION', 'Invalid option %s: %s', 500, TypeError)
 /**
  * A hook of the application (`isRevoked`, `resolveUser`) failed without an error to answer with:
@@ -81,6 +89,8 @@ const challengeErrors: Record<string, string | undefined> = {
  */
 export function buildChallenge (realm: string, error: CognitoAuthError, scope?: readonly string[]): string | undefined {
   if (error.code === 'FST_COGNITO_JWKS_UNAVAILABLE') return undefined
+  // The server's trouble, not the token's (a pool that cannot be resolved, an invalid answer).
+  if (error.statusCode >= 500) return undefined
   let challenge = `Bearer realm="${realm}"`
   const code = challengeErrors[error.code]
   if (code !== undefined) {

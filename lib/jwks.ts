@@ -137,6 +137,24 @@ export class KeyStore<V> {
     this.remote?.fetcher.close()
   }
 
+  /**
+   * Closes the store and lets go of its keys, for a pool no longer used (a resolved pool evicted
+   * or changed): tokens verified with its keys stop passing, even from the token cache.
+   */
+  discard (): void {
+    this.close()
+    const remote = this.remote
+    for (const key of this.keys.values()) {
+      key.alive = false
+      if (remote === undefined) continue
+      // get-jwks moves what leaves its cache to its stale copy: that one last.
+      const cacheKey = remote.cacheKey(key.kid)
+      remote.getJwks.cache.delete(cacheKey)
+      remote.getJwks.staleCache.delete(cacheKey)
+    }
+    this.keys = new Map()
+  }
+
   stats (): KeyStoreStats {
     return { jwksUri: this.options.jwksUri, keys: this.keys.size, ...this.counters }
   }

@@ -6,7 +6,9 @@ import type { FastifyRequest } from 'fastify'
 import type {
   CognitoAuthOptions,
   CognitoClaims,
+  CognitoPool,
   CognitoUser,
+  PoolResolver,
   TokenExtractor,
   TokenUse
 } from '../types'
@@ -26,6 +28,19 @@ export interface PoolSettings {
   clientIds: ReadonlySet<string> | null
   /** The resource servers an access token's `aud` must name; null: any. */
   audiences: ReadonlySet<string> | null
+  /** The entry as given (its pool keys, and a resolver's `tenant`), frozen: `request.cognitoPool`. */
+  entry: CognitoPool
+}
+
+/** `userPools` as a function: the application's resolver, and the bounds of its answers' cache. */
+export interface ResolverSettings {
+  resolve: PoolResolver
+  /** The most pools kept, and the most issuers remembered as no pool. */
+  max: number
+  ttlMs: number
+  unknownTtlMs: number
+  /** Issuers asked about besides Cognito's own forms (emulators, tests). */
+  issuerPrefixes: readonly string[]
 }
 
 export interface JwksSettings {
@@ -39,7 +54,9 @@ export interface JwksSettings {
 }
 
 export interface Settings {
+  /** Empty when the pools are resolved at run time (`resolver`). */
   pools: PoolSettings[]
+  resolver?: ResolverSettings
   clockToleranceMs: number
   maxTokenLength: number
   realm: string
@@ -67,11 +84,16 @@ const SHARED_KEYS = [
   'realm',
   'maxTokenLength',
   'jwksCache',
-  'tokenCache'
+  'tokenCache',
+  'poolCache',
+  'resolverIssuerPrefixes'
 ]
 const TOP_LEVEL_KEYS = [...POOL_KEYS, ...SHARED_KEYS, ...REGISTER_KEYS]
 const JWKS_CACHE_KEYS = ['ttl', 'maxKeys', 'cooldown', 'timeout', 'maxStale', 'maxBytes', 'prefetch']
 const TOKEN_CACHE_KEYS = ['max']
+const POOL_CACHE_KEYS = ['max', 'ttl', 'unknownTtl']
+/** A resolver's answer: a pool entry, and the application's own data about it. */
+const ANSWER_KEYS = [...POOL_KEYS, 'tenant']
 
 function fail (option: string, problem: string): never {
   throw new InvalidOptionError(option, problem)
@@ -127,8 +149,8 @@ function stringList (value: unknown, option: string): string[] {
   return list as string[]
 }
 
-function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings {
-  if (prefix !== '') refuseUnknownKeys(pool, POOL_KEYS, prefix.slice(0, -1))
+function parsePool (pool: Record<string, unknown>, prefix: string, known = POOL_KEYS): PoolSettings {
+  if (prefix !== '') refuseUnknownKeys(pool, known, prefix.slice(0, -1))
   const { userPoolId, region, clientId, tokenUse = 'id', issuer, jwksUri, jwks, audience } = pool
   if (typeof userPoolId !== 'string') fail(`${prefix}userPoolId`, 'is required, e.g. "eu-central-1_xYzaq"')
   const match = POOL_ID.exec(userPoolId)
@@ -169,7 +191,52 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
     keys,
     tokenUse: tokenUse as TokenUse,
     clientIds,
-    audiences
+    audiences,
+    entry: entryOf(pool, known)
+  }
+}
+
+/** The keys of the entry that were given, copied and frozen: every request of the pool shares it. */
+function entryOf (pool: Record<string, unknown>, known: readonly string[]): CognitoPool {
+  const entry: Record<string, unknown> = {}
+  for (const key of known) if (pool[key] !== undefined) entry[key] = pool[key]
+  return Object.freeze(entry) as unknown as CognitoPool
+}
+
+/**
+ * A resolver's answer, checked as a `userPools` entry is (plus `tenant`, the application's own
+ * data); throws FST_COGNITO_INVALID_OPTION naming the key at fault.
+ */
+export function parsePoolAnswer (answer: unknown): PoolSettings {
+  if (!isRecord(answer)) fail('userPools()', 'must answer an object, or null for an issuer that is no pool')
+  return parsePool(answer, 'userPools().', ANSWER_KEYS)
+}
+
+/** Only Cognito's issuers are asked about by default: a prefix must at least name a scheme and a host. */
+function issuerPrefixes (value: unknown): string[] {
+  if (value === undefined) return []
+  const list = stringList(value, 'resolverIssuerPrefixes')
+  for (const prefix of list) {
+    if (!/^https?:\/\/[^/]/.test(prefix)) fail('resolverIssuerPrefixes', 'each prefix must start with http:// or https:// and a host')
+  }
+  return list
+}
+
+function parseResolver (options: Record<string, unknown>): ResolverSettings | undefined {
+  const { userPools, poolCache = {}, resolverIssuerPrefixes } = options
+  if (typeof userPools !== 'function') {
+    if (options.poolCache !== undefined) fail('poolCache', 'applies only when userPools is a function')
+    if (resolverIssuerPrefixes !== undefined) fail('resolverIssuerPrefixes', 'applies only when userPools is a function')
+    return undefined
+  }
+  if (!isRecord(poolCache)) fail('poolCache', 'must be an object')
+  refuseUnknownKeys(poolCache, POOL_CACHE_KEYS, 'poolCache')
+  return {
+    resolve: userPools as PoolResolver,
+    max: positiveInteger(poolCache.max, 'poolCache.max', 5000),
+    ttlMs: seconds(poolCache.ttl, 'poolCache.ttl', 300, { positive: true }),
+    unknownTtlMs: seconds(poolCache.unknownTtl, 'poolCache.unknownTtl', 60, { positive: true }),
+    issuerPrefixes: issuerPrefixes(resolverIssuerPrefixes)
   }
 }
 
@@ -178,7 +245,9 @@ function parsePools (options: Record<string, unknown>): PoolSettings[] {
   if (userPools === undefined) return [parsePool(options, '')]
   const topLevel = POOL_KEYS.filter((key) => options[key] !== undefined)
   if (topLevel.length > 0) fail('userPools', `cannot be combined with top-level ${topLevel.join(', ')}`)
-  if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array')
+  // A function: the pools are the resolver's answers, parsed as they come (lib/pool-directory.ts).
+  if (typeof userPools === 'function') return []
+  if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array, or a function that resolves an issuer to its pool')
   const pools = userPools.map((pool, i) => {
     if (!isRecord(pool)) fail(`userPools[${i}]`, 'must be an object')
     return parsePool(pool, `userPools[${i}].`)
@@ -215,6 +284,7 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
 
   return {
     pools: parsePools(options),
+    resolver: parseResolver(options),
     clockToleranceMs: seconds(options.clockTolerance, 'clockTolerance', 0),
     maxTokenLength: positiveInteger(options.maxTokenLength, 'maxTokenLength', 8192),
     realm,

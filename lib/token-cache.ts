@@ -6,6 +6,7 @@
  * failure, such as an outage of the JWKS endpoint, is never remembered.
  */
 import type { CognitoClaims } from '../types'
+import type { Pool } from './pools'
 
 export interface VerifiedToken {
   readonly claims: CognitoClaims
@@ -15,6 +16,8 @@ export interface VerifiedToken {
   readonly key: { readonly kid: string, readonly alive: boolean }
   /** The key store the key came from. */
   readonly keys: { get: (kid: string, nowMs: number) => unknown }
+  /** The pool that accepted the token (`request.cognitoPool` is its entry); a resolved pool's latest answer. */
+  pool: Pool
   /** Until when a "not revoked" answer may be reused (epoch milliseconds); 0 when never asked. */
   notRevokedUntil: number
 }

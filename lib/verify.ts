@@ -4,8 +4,8 @@
  *   2. the cache of tokens already verified;
  *   3. the header's `kid` (and `alg`, so that a token that cannot pass never costs a key fetch);
  *      each distinct header is read once;
- *   4. the pool, by exact issuer (with several pools; with one, checked here only before a `kid`
- *      lookup that may fetch);
+ *   4. the pool, by exact issuer (lib/pool-directory.ts: with several pools, or the application's
+ *      resolver; with one pool, checked here only before a `kid` lookup that may fetch);
  *   5. the key, by `kid` (lib/jwks.ts): synchronous when known, a JWKS fetch when not;
  *   6. fast-jwt's verifier for that key, built once per key: base64url segments, RS256 only, the
  *      signature, `crit`, `iss`, `exp` and `nbf` with the tolerance, the required claims;
@@ -18,8 +18,9 @@ import { TokenError } from './fast-jwt'
 import { asCognitoClaims, checkCognitoClaims, hasExpired } from './claims'
 import { JwksUnavailableError, TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
 import type { StoredKey } from './jwks'
-import type { JwksSettings, PoolSettings } from './options'
-import { createPool, type KeyVerifier, type Pool } from './pools'
+import type { JwksSettings, PoolSettings, ResolverSettings } from './options'
+import { createPoolDirectory, type PoolDirectory } from './pool-directory'
+import type { KeyVerifier, Pool } from './pools'
 import { TokenCache, type VerifiedToken } from './token-cache'
 
 function refuse (reason: string): CognitoAuthError {
@@ -66,6 +67,7 @@ export function fromTokenError (err: unknown): CognitoAuthError {
 
 export interface VerifierSettings {
   pools: PoolSettings[]
+  resolver?: ResolverSettings
   jwks: JwksSettings
   clockToleranceMs: number
   maxTokenLength: number
@@ -74,27 +76,34 @@ export interface VerifierSettings {
 }
 
 export class CognitoVerifier {
-  readonly pools: Pool[]
-  private readonly byIssuer = new Map<string, Pool>()
+  readonly directory: PoolDirectory
   private readonly headers = new Map<string, string>()
   private readonly cache: TokenCache | null
   private readonly toleranceMs: number
   private readonly maxTokenLength: number
 
-  constructor ({ pools, jwks, clockToleranceMs, maxTokenLength, tokenCacheMax, log }: VerifierSettings) {
+  constructor ({ pools, resolver, jwks, clockToleranceMs, maxTokenLength, tokenCacheMax, log }: VerifierSettings) {
     this.toleranceMs = clockToleranceMs
     this.maxTokenLength = maxTokenLength
     this.cache = tokenCacheMax > 0 ? new TokenCache(tokenCacheMax) : null
-    this.pools = pools.map((settings) => {
-      const pool = createPool(settings, { jwks, clockToleranceMs, log })
-      for (const issuer of settings.issuers) this.byIssuer.set(issuer, pool)
-      return pool
-    })
+    this.directory = createPoolDirectory(pools, resolver, { jwks, clockToleranceMs, log })
+  }
+
+  /** The pools held now: every configured one, or those resolved and cached. */
+  get pools (): Pool[] {
+    return this.directory.pools()
   }
 
   /** The token's entry in the verified-token cache, if it is there and still good. */
   cached (token: string): VerifiedToken | undefined {
-    return this.cache?.get(token, Date.now())
+    const now = Date.now()
+    const hit = this.cache?.get(token, now)
+    // A resolved pool stands only for its TTL: past it, the token takes the path that asks again.
+    return hit !== undefined && this.directory.current(hit, now) ? hit : undefined
+  }
+
+  close (): void {
+    this.directory.close()
   }
 
   /**
@@ -107,12 +116,26 @@ export class CognitoVerifier {
     const firstDot = token.indexOf('.')
     if (firstDot <= 0) throw refuse('not three parts')
     const kid = this.kidOf(token.slice(0, firstDot))
-    const single = this.pools.length === 1
-    const pool = single ? this.pools[0] : this.poolOf(token, firstDot)
+    const single = this.directory.single
+    if (single === undefined) {
+      const pool = this.directory.lookup(this.issuerOf(token, firstDot))
+      if (pool instanceof Promise) return pool.then((found) => this.withPool(found, kid, token))
+      return this.withPool(pool, kid, token)
+    }
+    const key = single.store.get(kid)
+    if (key !== undefined) return this.check(single, key, token)
+    // An unknown kid may cost a JWKS fetch: only a token that claims this pool's issuer may cause one.
+    this.directory.lookup(this.issuerOf(token, firstDot))
+    return this.fetchKey(single, kid, token)
+  }
+
+  private withPool (pool: Pool, kid: string, token: string): VerifiedToken | Promise<VerifiedToken> {
     const key = pool.store.get(kid)
     if (key !== undefined) return this.check(pool, key, token)
-    // An unknown kid may cost a JWKS fetch: only a token that claims this pool's issuer may cause one.
-    if (single) this.poolOf(token, firstDot)
+    return this.fetchKey(pool, kid, token)
+  }
+
+  private fetchKey (pool: Pool, kid: string, token: string): Promise<VerifiedToken> {
     return pool.store.find(kid).then((found) => {
       if (found === undefined) throw refuse('kid is not a key of the JWKS')
       return this.check(pool, found, token)
@@ -136,13 +159,12 @@ export class CognitoVerifier {
     return kid
   }
 
-  /** The pool whose issuer the (still unverified) token names; its key then verifies everything. */
-  private poolOf (token: string, firstDot: number): Pool {
+  /** The issuer the (still unverified) token names: it picks the pool, whose key then verifies everything. */
+  private issuerOf (token: string, firstDot: number): string {
     const lastDot = token.lastIndexOf('.')
     const payload = lastDot > firstDot ? parseSegment(token.slice(firstDot + 1, lastDot)) : undefined
-    const pool = typeof payload?.iss === 'string' ? this.byIssuer.get(payload.iss) : undefined
-    if (pool === undefined) throw refuse('issuer is not a configured pool')
-    return pool
+    if (typeof payload?.iss !== 'string') throw refuse('issuer is not a configured pool')
+    return payload.iss
   }
 
   private check (pool: Pool, key: StoredKey<KeyVerifier>, token: string): VerifiedToken {
@@ -161,6 +183,7 @@ export class CognitoVerifier {
       expiresAt: (claims.exp as number) * 1000 + this.toleranceMs,
       key,
       keys: pool.store,
+      pool,
       notRevokedUntil: 0
     }
     this.cache?.set(token, verified)

@@ -13,6 +13,7 @@ import cognitoAuth, {
   isCognitoAuthError,
   JwksUnavailableError,
   NoTokenError,
+  PoolUnavailableError,
   TokenExpiredError,
   TokenInvalidError,
   TokenRevokedError,
@@ -29,7 +30,8 @@ t.test('each exported error has its code and status', async (t) => {
     [TokenRevokedError, 'FST_COGNITO_TOKEN_REVOKED', 401],
     [UserNotFoundError, 'FST_COGNITO_USER_NOT_FOUND', 401],
     [ForbiddenError, 'FST_COGNITO_FORBIDDEN', 403],
-    [JwksUnavailableError, 'FST_COGNITO_JWKS_UNAVAILABLE', 503]
+    [JwksUnavailableError, 'FST_COGNITO_JWKS_UNAVAILABLE', 503],
+    [PoolUnavailableError, 'FST_COGNITO_POOL_UNAVAILABLE', 503]
   ]
   for (const [ErrorClass, code, statusCode] of table) {
     const error = new ErrorClass()

@@ -407,3 +407,23 @@ t.test('demo serves against a user pool named in the environment, printing no to
   demo.stop()
   t.equal(await demo.exit, 0, demo.stderr())
 })
+
+t.test('the tenants example: a SQLite tenant table as the allow-list of user pools', async (t) => {
+  // Run with this test's loader, as the demo is, so that its coverage counts.
+  const child = spawn(process.execPath, [...process.execArgv, 'examples/tenants.ts'], { cwd: root, env: demoEnv({}) })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, stderr)
+  t.same(stdout.trim().split('\n'), [
+    'PASS  GET /orders  acme user                        expected 200, got 200',
+    'PASS  GET /orders  globex user                      expected 200, got 200',
+    'PASS  GET /orders  a pool that is no tenant         expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
+    'PASS  GET /orders  acme claims, globex signature    expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
+    'PASS  GET /orders  globex, removed from the table   expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
+    'PASS  GET /orders  acme, still a tenant             expected 200, got 200',
+    'All 6 checks passed.'
+  ])
+})

@@ -166,6 +166,51 @@ export interface CognitoUserPoolOptions {
   audience?: string | readonly string[]
 }
 
+/**
+ * The application's own data about a pool (a tenant). Augment this interface to give the
+ * resolver's `tenant` and `request.cognitoPool.tenant` your own type:
+ *
+ * ```ts
+ * declare module 'fastify-cognito-jwt' {
+ *   interface CognitoPoolRegistry { tenant: { id: number; name: string } }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface CognitoPoolRegistry {}
+
+/** The registered tenant type, or `unknown` when none is registered. */
+export type CognitoTenant = CognitoPoolRegistry extends { tenant: infer T } ? T : unknown
+
+/**
+ * What a `userPools` resolver answers for an issuer: a pool entry, checked like one listed up
+ * front, and `tenant`, the application's own data (required once a tenant type is registered).
+ */
+export type CognitoPoolAnswer = CognitoUserPoolOptions &
+  (CognitoPoolRegistry extends { tenant: unknown } ? { tenant: CognitoTenant } : { tenant?: unknown })
+
+/**
+ * `request.cognitoPool`: the entry of the pool that accepted the token, frozen. A resolved pool's
+ * is the resolver's latest answer, with its `tenant`; a configured pool's is its entry, without one.
+ */
+export type CognitoPool = Readonly<CognitoUserPoolOptions> & { readonly tenant?: CognitoTenant }
+
+/**
+ * Says which pool tokens of this (unverified, exact) issuer belong to, from the application's
+ * allow-list; `null` or `undefined` for an issuer that is no pool of the application's.
+ */
+export type PoolResolver = (issuer: string) => CognitoPoolAnswer | null | undefined | Promise<CognitoPoolAnswer | null | undefined>
+
+/** How a resolver's answers are cached. Durations are in seconds. */
+export interface PoolCacheOptions {
+  /** The most pools kept (least recently used first out), and the most issuers remembered as no pool. Default 5000. */
+  max?: number
+  /** How long an answer is used before the resolver is asked again. Default 300. */
+  ttl?: number
+  /** How long "no pool" is remembered for an issuer. Default 60. */
+  unknownTtl?: number
+}
+
 /** How the keys of a pool are cached. Durations are in seconds. */
 export interface JwksCacheOptions {
   /** How long fetched keys count as fresh; after that they are refreshed in the background while still served. Default 600. */
@@ -263,6 +308,18 @@ export interface CognitoMultiPoolOptions<Pools extends readonly CognitoUserPoolO
   userPools: Pools
 }
 
+/** Pools resolved at run time: `userPools` is the application's resolver. */
+export interface CognitoResolvedPoolOptions
+  extends CognitoAuthSharedOptions, Partial<Record<keyof CognitoUserPoolOptions, undefined>> {
+  userPools: PoolResolver
+  poolCache?: PoolCacheOptions
+  /**
+   * Issuers the resolver is also asked about, by prefix (e.g. `'http://127.0.0.1:'` for local
+   * issuers and emulators). Without it only Cognito's own issuers are. Not for production.
+   */
+  resolverIssuerPrefixes?: string | readonly string[]
+}
+
 /** An application that registered its own user type must say how to resolve it. */
 export type CognitoUserResolution<Claims extends CognitoClaims = CognitoClaims> =
   CognitoUserRegistry extends { user: unknown } ? { resolveUser: ResolveUser<Claims> } : { resolveUser?: ResolveUser<Claims> }
@@ -272,7 +329,7 @@ export type CognitoUserResolution<Claims extends CognitoClaims = CognitoClaims> 
  * more precise: there `resolveUser` and `isRevoked` receive the claims of the tokens `tokenUse`
  * accepts (see `CognitoSinglePoolOptionsFor`).
  */
-export type CognitoAuthOptions = (CognitoSinglePoolOptions | CognitoMultiPoolOptions) & CognitoUserResolution
+export type CognitoAuthOptions = (CognitoSinglePoolOptions | CognitoMultiPoolOptions | CognitoResolvedPoolOptions) & CognitoUserResolution
 
 // A mark that exists in the types only: it lets the `register` overloads below recognise this
 // plugin, and no other, without any runtime property.
@@ -381,6 +438,10 @@ declare module 'fastify' {
     TypeProviderDefault extends FastifyTypeProvider = FastifyTypeProvider,
     LoggerDefault extends FastifyBaseLogger = FastifyBaseLogger
   > {
+    (
+      plugin: CognitoAuthPlugin,
+      opts: RegisterOptions & CognitoResolvedPoolOptions & CognitoUserResolution
+    ): T
     <const Pools extends readonly CognitoUserPoolOptions[]>(
       plugin: CognitoAuthPlugin,
       opts: RegisterOptions & CognitoMultiPoolOptions<Pools> & CognitoUserResolution<CognitoClaimsOfPools<Pools>>
@@ -401,7 +462,7 @@ declare module 'fastify' {
     requireGroups: (groups: string | readonly string[], options?: RequirementOptions) => CognitoHook
     /** Requires one (or all) of the OAuth scopes in the access token's `scope`. */
     requireScopes: (scopes: string | readonly string[], options?: RequirementOptions) => CognitoHook
-    /** The state of each pool's key store. */
+    /** The state of each pool's key store (with a resolver, of each pool it holds now). */
     cognitoKeyStores: () => KeyStoreStats[]
   }
   interface FastifyRequest {
@@ -409,6 +470,8 @@ declare module 'fastify' {
     cognitoClaims: CognitoClaims | null
     /** The application's user (or the claims without `resolveUser`); null until authenticated. */
     cognitoUser: CognitoUser | null
+    /** The entry of the pool that accepted the token (a resolver's answer, with its `tenant`); null until authenticated. */
+    cognitoPool: CognitoPool | null
   }
   interface FastifyContextConfig {
     cognito?: CognitoRouteConfig

@@ -4,7 +4,7 @@
  */
 import fastify, { type FastifyPluginAsync, type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import cognitoAuth, { cognitoAuth as named, type CognitoAuthOptions, type CognitoClaims } from '../../../index'
+import cognitoAuth, { cognitoAuth as named, type CognitoAuthOptions, type CognitoClaims, type CognitoPool } from '../../../index'
 
 const app = fastify()
 const pool = { userPoolId: 'eu-central-1_xYzaq', clientId: 'client' }
@@ -109,5 +109,44 @@ describe('app.register', () => {
     expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, realm: 'orders', maxTokenLength: 4096 })
     expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, realm: ['orders'] })
     expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, maxTokenLength: '4k' })
+  })
+})
+
+describe('userPools as a resolver', () => {
+  test('takes a function of the issuer that answers a pool, null or undefined, or a promise of one', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: (issuer: string) => issuer === '' ? null : pool })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: async () => undefined })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: async () => ({ ...pool, tokenUse: 'access' as const, tenant: { id: 7 } }) })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: async () => ({ userPoolId: pool.userPoolId }) })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: async () => 'eu-central-1_xYzaq' })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: (issuer: number) => issuer > 0 ? pool : null })
+  })
+
+  test('poolCache and resolverIssuerPrefixes go with it, and with nothing else', () => {
+    const userPools = async (): Promise<null> => null
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools, poolCache: { max: 100, ttl: 60, unknownTtl: 10 } })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools, resolverIssuerPrefixes: ['http://127.0.0.1:'] })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools, poolCache: { ttl: '1m' } })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools, userPoolId: pool.userPoolId })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, poolCache: { max: 1 } })
+  })
+
+  test('the hooks receive the claims of either token', () => {
+    app.register(cognitoAuth, {
+      userPools: async () => pool,
+      isRevoked: (claims) => {
+        expect(claims).type.toBe<CognitoClaims>()
+        return false
+      }
+    })
+  })
+
+  test('request.cognitoPool is the pool\'s entry, with an unknown tenant when none is registered', () => {
+    app.get('/tenant', { onRequest: app.authenticate }, async (request) => {
+      expect(request.cognitoPool).type.toBe<CognitoPool | null>()
+      expect(request.cognitoPool?.tenant).type.toBe<unknown>()
+      expect(request.cognitoPool?.userPoolId).type.toBe<string | undefined>()
+      return 'ok'
+    })
   })
 })
