@@ -25,10 +25,21 @@ function refuse (reason: string): CognitoAuthError {
   return withReason(new TokenInvalidError(), reason)
 }
 
+/**
+ * fast-jwt's message without what the token put in it: the reason goes to logs and events, which
+ * never carry a claim value. Its date messages name `exp`/`nbf` ("expired at <date>"), and its
+ * `crit` messages the header's entries.
+ */
+function valueless (code: string, message: string): string {
+  if (code === TokenError.codes.invalidCritHeader) return 'The crit header is not accepted.'
+  const at = message.indexOf(' at ')
+  return at === -1 ? message : `${message.slice(0, at)}.`
+}
+
 /** fast-jwt's verdict in the plugin's terms: expired, key trouble, or invalid. */
 export function fromTokenError (err: unknown): CognitoAuthError {
   const { code, message } = err as TokenError
-  const reason = `${code}: ${message}`
+  const reason = `${code}: ${valueless(code, message)}`
   switch (code) {
     case TokenError.codes.expired:
       return withReason(new TokenExpiredError(), reason)
