@@ -6,7 +6,7 @@
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { VARIANTS, type Variant } from './config'
+import { OPTIONAL_VARIANTS, VARIANTS, type Variant } from './config'
 import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, type Measurement } from './load'
 import { formatHeap, measureHeap } from './memory'
 import { startServer, stopAllServers, stopServersOnExit, type RunningServer } from './processes'
@@ -22,7 +22,9 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --tokens <n>          distinct tokens of workload b (default 20000)
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
   --workloads <list>    e.g. a,c (default a,b,c)
-  --variants <list>     e.g. none,floor,plugin (default all)
+  --variants <list>     e.g. none,floor,plugin (default all but plugin+events)
+                        plugin+events: the plugin with a subscriber on each of its channels;
+                        --quick --workloads a --variants plugin,plugin+events gives their ratio
   --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
 
 const WORKLOADS = {
@@ -88,7 +90,7 @@ function readSettings (): Settings {
     distinctTokens: Math.round(number('tokens', 20_000, 5_000)),
     memoryTokens: Math.round(number('memory-tokens', 100_000, 10_000)),
     workloads: list('workloads', workloads, workloads),
-    variants: list('variants', VARIANTS, VARIANTS),
+    variants: list('variants', VARIANTS, VARIANTS.filter((variant) => !OPTIONAL_VARIANTS.includes(variant))),
     cpuProf: list('cpu-prof', VARIANTS, [])
   }
 }
