@@ -181,6 +181,7 @@ t.test('every kind of refusal: one refused event with its code, status and reaso
   const revoked = issuer.idToken({ sub: 'revoked-user' })
   const oddRevocation = issuer.idToken({ sub: 'odd-revocation' })
   const access = issuer.accessToken({ sub: 'scoped', scope: 'orders/read' })
+  const critical = issuer.idToken({ sub: 'crit-user' }, { header: { crit: ['x-private-extension'], 'x-private-extension': 1 } })
   const thrown = new Error('the user store is down')
   const cases: Array<{ name: string, url: string, headers: Record<string, string>, code: string, status: number, token?: string, authenticated?: number }> = [
     { name: 'no token', url: '/private', headers: {}, code: 'FST_COGNITO_NO_TOKEN', status: 401 },
@@ -191,6 +192,7 @@ t.test('every kind of refusal: one refused event with its code, status and reaso
     { name: 'foreign signature', url: '/private', headers: bearer(foreignToken), code: 'FST_COGNITO_TOKEN_INVALID', status: 401, token: foreignToken },
     { name: 'another app client', url: '/private', headers: bearer(wrongClient), code: 'FST_COGNITO_TOKEN_INVALID', status: 401, token: wrongClient },
     { name: 'expired', url: '/private', headers: bearer(expiredToken), code: 'FST_COGNITO_TOKEN_EXPIRED', status: 401, token: expiredToken },
+    { name: 'unknown crit header', url: '/private', headers: bearer(critical), code: 'FST_COGNITO_TOKEN_INVALID', status: 401, token: critical },
     { name: 'forbidden group', url: '/admin', headers: bearer(member), code: 'FST_COGNITO_FORBIDDEN', status: 403, token: member, authenticated: 1 },
     { name: 'forbidden scope', url: '/write', headers: bearer(access), code: 'FST_COGNITO_FORBIDDEN', status: 403, token: access, authenticated: 1 },
     { name: 'requirement without authentication', url: '/groups-only', headers: bearer(member), code: 'FST_COGNITO_NO_TOKEN', status: 401, token: member },
@@ -229,12 +231,15 @@ t.test('every kind of refusal: one refused event with its code, status and reaso
     t.type(error.reason, 'string', `${c.name}: a reason`)
     t.ok((error.reason as string).length > 0)
     t.notOk(Object.keys(error).includes('reason'), `${c.name}: the reason is not serialized`)
+    t.notMatch(error.reason, /x-private-extension|\d{4}-\d{2}-\d{2}T/, `${c.name}: no header entry or date in the reason`)
     if (c.token !== undefined) {
       const values = claimValues(c.token).filter((value) => (error.reason as string).includes(value))
       t.same(values, [], `${c.name}: the reason names no claim value`)
       assertNoToken(t, message, c.token)
       assertTokenOnlyInHeaders(t, message.request, c.token)
     }
+    if (c.name === 'expired') t.equal(error.reason, 'FAST_JWT_EXPIRED: The token has expired.')
+    if (c.name === 'unknown crit header') t.equal(error.reason, 'FAST_JWT_INVALID_CRIT_HEADER: The crit header is not accepted.')
     // Done with this case: the next one listens afresh.
     t.equal(res.json().code, c.name === 'resolveUser throws its own error' ? undefined : c.code, `${c.name}: the response`)
   }
