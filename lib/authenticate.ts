@@ -58,25 +58,23 @@ export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, d
  * without an Error (`undefined`, `null`, a string) would otherwise reach `done` as "no error" and
  * let the request through.
  */
-function hookFailure (hook: string, err: unknown): Error {
-  if (!(err instanceof Error)) return withReason(new HookFailedError(hook, 'rejected without an Error'), `${hook} rejected without an Error`)
-  thrownBy.set(err, hook)
-  return err
+function hookFailure (hook: string, err: unknown): CognitoAuthError | ApplicationHookError {
+  if (!(err instanceof Error)) return withReason(new HookFailedError(hook, 'rejected without an Error'), `${hook} rejected without an Error`) as CognitoAuthError
+  return new ApplicationHookError(hook, err)
 }
 
-/** Which of the application's hooks threw an error, for the `refused` event. */
-const thrownBy = new WeakMap<Error, string>()
+/** An error the application's hook threw: it answers the request as thrown; the hook is for the event. */
+class ApplicationHookError {
+  constructor (readonly hook: string, readonly error: Error) {}
+}
 
 /**
- * The `refused` event's error for a failed hook. The application's own error answers the request
- * as thrown, but the event keeps its promise of a plugin error with a code and a reason: an
- * FST_COGNITO_HOOK_FAILED whose `cause` is the application's error.
+ * The `refused` event's error for an application's own error. The event keeps its promise of a
+ * plugin error with a code and a reason: an FST_COGNITO_HOOK_FAILED whose `cause` is that error.
  */
-function hookRefusal (err: Error): CognitoAuthError {
-  if (err instanceof HookFailedError) return err as CognitoAuthError
-  const hook = thrownBy.get(err) as string
+function hookRefusal ({ hook, error }: ApplicationHookError): CognitoAuthError {
   const refusal = withReason(new HookFailedError(hook, 'threw'), `${hook} threw`)
-  refusal.cause = err
+  refusal.cause = error
   return refusal as CognitoAuthError
 }
 
@@ -110,11 +108,16 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
     finish(request, verified).then(() => {
       publishAuthenticated(request, verified.claims, cached)
       done()
-    }, (err: CognitoAuthError) => {
-      if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) refuseRequest(request, realm, err, done)
-      else {
-        // The application's own error (or a hook that failed), as it was thrown.
+    }, (err: CognitoAuthError | ApplicationHookError) => {
+      if (err instanceof ApplicationHookError) {
+        // The application's own error, as it was thrown.
         if (wantsRefusedEvents()) publishRefused(request, hookRefusal(err))
+        done(err.error)
+      } else if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) {
+        refuseRequest(request, realm, err, done)
+      } else {
+        // A hook that failed without an error to answer with (FST_COGNITO_HOOK_FAILED).
+        publishRefused(request, err)
         done(err)
       }
     })
