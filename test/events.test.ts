@@ -10,8 +10,11 @@ import cognitoAuth, {
   channels,
   type CognitoAuthenticatedEvent,
   type CognitoAuthOptions,
-  type CognitoRefusedEvent
+  type CognitoJwksEvent,
+  type CognitoRefusedEvent,
+  type CognitoRevocationEvent
 } from '../index'
+import { publishJwks, publishRevocation, wantsJwksEvents, wantsRevocationEvents } from '../lib/events'
 import { LocalIssuer } from '../testing'
 
 const issuer = new LocalIssuer()
@@ -311,4 +314,35 @@ t.test('the channels are the exported names', async (t) => {
     revocation: 'fastify-cognito-jwt:revocation'
   })
   t.ok(Object.isFrozen(channels))
+})
+
+t.test('the key store and revocation publishers: a message only for a subscriber, as given', async (t) => {
+  const jwksMessage: CognitoJwksEvent = { jwksUri: 'http://127.0.0.1:1/jwks.json', outcome: 'fetched', status: 200, durationMs: 12, keys: 2 }
+  const revocationMessage: CognitoRevocationEvent = { event: 'synced', entries: 3, durationMs: 4 }
+  const cases = [
+    { name: channels.jwks, wants: wantsJwksEvents, publish: () => { publishJwks(jwksMessage) }, message: jwksMessage },
+    { name: channels.revocation, wants: wantsRevocationEvents, publish: () => { publishRevocation(revocationMessage) }, message: revocationMessage }
+  ]
+  for (const { name, wants, publish, message } of cases) {
+    const channel = diagnostics.channel(name)
+    let published = 0
+    channel.publish = (value: unknown) => {
+      published++
+      const { publish } = Object.getPrototypeOf(channel) as { publish: (message: unknown) => void }
+      publish.call(channel, value)
+    }
+    t.teardown(() => { delete (channel as { publish?: unknown }).publish })
+    t.equal(wants(), false, `${name}: nobody listens`)
+    publish()
+    t.equal(published, 0, `${name}: nothing published`)
+    const heard: unknown[] = []
+    const onMessage = (value: unknown): void => { heard.push(value) }
+    diagnostics.subscribe(name, onMessage)
+    t.equal(wants(), true, `${name}: someone listens`)
+    publish()
+    diagnostics.unsubscribe(name, onMessage)
+    t.equal(published, 1, `${name}: published once`)
+    t.same(heard, [message], `${name}: the message as given`)
+    t.equal(heard[0], message)
+  }
 })
