@@ -6,13 +6,15 @@
  *   lib/verify.ts        verified claims: cache, header, pool, key, then fast-jwt's verifier of the key
  *     lib/jwks.ts        the pool's keys, retrieved by get-jwks (through lib/jwks-fetch.ts's bounded
  *                        dispatcher), checked by lib/jwk.ts, one verifier each
- *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `token_use`, `client_id`
+ *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `exp` itself, `token_use`,
+ *                        the app client (`aud` or `client_id`), an access token's `audience`
  *     lib/token-cache.ts tokens already verified
  *   lib/authenticate.ts  revocation, `resolveUser`, then `request.cognitoClaims`/`cognitoUser`
  *   lib/authorize.ts     `requireGroups`, `requireScopes`
  *   lib/errors.ts        codes, statuses and `WWW-Authenticate` challenges
  * Options are checked once, in lib/options.ts; lib/route-guard.ts refuses to start a server with a
- * `config.cognito` route the plugin could not wire.
+ * `config.cognito` route the plugin could not wire (or, in an instance created before this module
+ * loaded, refuses its requests).
  */
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
@@ -21,7 +23,7 @@ import { createAuthenticate } from './lib/authenticate'
 import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
 import { parseOptions } from './lib/options'
-import { kRouteGuard, refuseUnwiredRequest, wireRoute } from './lib/route-guard'
+import { guardLateInstance, kRouteGuard, LATE_IMPORT_WARNING, wireRoute } from './lib/route-guard'
 import { CognitoVerifier } from './lib/verify'
 
 async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {
@@ -31,8 +33,8 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   if (!fastify.hasDecorator(kRouteGuard)) {
     // The instance was created before this module loaded (e.g. by fastify-cli, or with a plugin
     // file that @fastify/autoload imports later): nothing watched the routes declared so far.
-    fastify.log.debug('cognito: instance created before the plugin was imported; config.cognito routes are checked per request')
-    fastify.addHook('onRequest', refuseUnwiredRequest)
+    guardLateInstance(fastify)
+    fastify.log.warn(LATE_IMPORT_WARNING)
   }
   const settings = parseOptions(options)
   const verifier = new CognitoVerifier({ ...settings, log: fastify.log })
@@ -92,6 +94,7 @@ export {
   ForbiddenError,
   HookFailedError,
   InvalidOptionError,
+  isCognitoAuthError,
   JwksUnavailableError,
   NoTokenError,
   TokenExpiredError,

@@ -54,7 +54,8 @@ export class UserStore {
 
   /** The user the verified claims belong to, created on first sight. */
   findOrCreate (claims: CognitoClaims): User {
-    const email = claims.token_use === 'id' ? claims.email ?? null : null
+    // `email` is not checked by the plugin (a trigger may write any JSON value): a string or nothing.
+    const email = claims.token_use === 'id' && typeof claims.email === 'string' ? claims.email : null
     return this.upsert.get(claims.sub, email) as User
   }
 

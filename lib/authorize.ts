@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify'
 import type { CognitoClaims, CognitoHook, CognitoRouteConfig, RequirementOptions } from '../types'
 import { ForbiddenError, InvalidOptionError, NoTokenError, withReason } from './errors'
 import { awaitable, refuseRequest } from './authenticate'
+import { refuseUnknownKeys } from './option-keys'
 
 type Held = (claims: CognitoClaims) => readonly string[]
 
@@ -40,8 +41,7 @@ function matchMode (options: RequirementOptions | undefined, option: string): 'a
   if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
     throw new InvalidOptionError(option, 'must be an object such as { match: "all" }')
   }
-  const unknown = options === undefined ? [] : Object.keys(options).filter((key) => !REQUIREMENT_OPTIONS.includes(key))
-  if (unknown.length > 0) throw new InvalidOptionError(option, `has unknown ${unknown.join(', ')}; expected ${REQUIREMENT_OPTIONS.join(', ')}`)
+  if (options !== undefined) refuseUnknownKeys(options, REQUIREMENT_OPTIONS, option)
   const match = options?.match ?? 'any'
   if (match !== 'any' && match !== 'all') throw new InvalidOptionError(option, 'match must be "any" or "all"')
   return match
@@ -52,9 +52,20 @@ const groupsOf: Held = (claims) => {
   return Array.isArray(groups) ? groups : []
 }
 
+/**
+ * The scopes of each verified claims object, split once: the plugin's claims are frozen, and a
+ * cached token hands the same object to every request that sends it. Claims the application put
+ * on the request itself (not frozen) are split each time, as they may change.
+ */
+const scopeLists = new WeakMap<CognitoClaims, readonly string[]>()
+
 const scopesOf: Held = (claims) => {
+  const known = scopeLists.get(claims)
+  if (known !== undefined) return known
   const scope = claims.token_use === 'access' ? claims.scope : undefined
-  return typeof scope === 'string' ? scope.split(' ') : []
+  const list = typeof scope === 'string' ? scope.split(' ') : []
+  if (Object.isFrozen(claims)) scopeLists.set(claims, list)
+  return list
 }
 
 function requirement (kind: Kind, held: Held, realm: string, required: unknown, options: RequirementOptions | undefined): CognitoHook {
@@ -92,8 +103,7 @@ export function checkRouteNeeds (needs: unknown): void {
   if (typeof needs !== 'object' || needs === null || Array.isArray(needs)) {
     throw new InvalidOptionError('config.cognito', 'must be an object such as { groups: ["admin"] }')
   }
-  const unknown = Object.keys(needs).filter((key) => !ROUTE_NEEDS.includes(key))
-  if (unknown.length > 0) throw new InvalidOptionError('config.cognito', `has unknown ${unknown.join(', ')}; expected ${ROUTE_NEEDS.join(', ')}`)
+  refuseUnknownKeys(needs, ROUTE_NEEDS, 'config.cognito')
   const { match, optional } = needs as CognitoRouteConfig
   if (match !== undefined && match !== 'any' && match !== 'all') throw new InvalidOptionError('config.cognito', 'match must be "any" or "all"')
   if (optional !== undefined && typeof optional !== 'boolean') throw new InvalidOptionError('config.cognito', 'optional must be a boolean')

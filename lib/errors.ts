@@ -40,6 +40,17 @@ export const HookFailedError = createError<[string, string]>('FST_COGNITO_HOOK_F
 export type { CognitoAuthError } from '../types'
 
 /**
+ * Whether an error is one the plugin made (any `FST_COGNITO_*` code), for custom error handlers:
+ * it narrows to CognitoAuthError, whose `headers` carry the `WWW-Authenticate` challenge. It reads
+ * the code rather than the class, so that a CommonJS and an ES copy of the package agree.
+ */
+export function isCognitoAuthError (error: unknown): error is CognitoAuthError {
+  if (!(error instanceof Error)) return false
+  const { code, statusCode } = error as Partial<CognitoAuthError>
+  return typeof code === 'string' && code.startsWith('FST_COGNITO_') && typeof statusCode === 'number'
+}
+
+/**
  * Attaches the reason (for the debug log and the `refused` event) to an error: a non-enumerable
  * property, so that serializers and responses never see it.
  */

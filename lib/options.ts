@@ -24,6 +24,8 @@ export interface PoolSettings {
   keys?: ParsedKeySet
   tokenUse: TokenUse
   clientIds: ReadonlySet<string> | null
+  /** The resource servers an access token's `aud` must name; null: any. */
+  audiences: ReadonlySet<string> | null
 }
 
 export interface JwksSettings {
@@ -53,7 +55,7 @@ export interface Settings {
 const POOL_ID = /^([a-z0-9-]+)_[0-9A-Za-z]+$/
 const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/
 const TOKEN_USES: readonly string[] = ['id', 'access', 'any']
-const POOL_KEYS = ['userPoolId', 'region', 'clientId', 'tokenUse', 'issuer', 'jwksUri', 'jwks']
+const POOL_KEYS = ['userPoolId', 'region', 'clientId', 'tokenUse', 'issuer', 'jwksUri', 'jwks', 'audience']
 /** Options that hold for every pool; one a line. */
 const SHARED_KEYS = [
   'userPools',
@@ -127,7 +129,7 @@ function stringList (value: unknown, option: string): string[] {
 
 function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings {
   if (prefix !== '') refuseUnknownKeys(pool, POOL_KEYS, prefix.slice(0, -1))
-  const { userPoolId, region, clientId, tokenUse = 'id', issuer, jwksUri, jwks } = pool
+  const { userPoolId, region, clientId, tokenUse = 'id', issuer, jwksUri, jwks, audience } = pool
   if (typeof userPoolId !== 'string') fail(`${prefix}userPoolId`, 'is required, e.g. "eu-central-1_xYzaq"')
   const match = POOL_ID.exec(userPoolId)
   if (match === null) fail(`${prefix}userPoolId`, 'must look like "<region>_<id>", e.g. "eu-central-1_xYzaq"')
@@ -139,6 +141,10 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
   if (typeof tokenUse !== 'string' || !TOKEN_USES.includes(tokenUse)) fail(`${prefix}tokenUse`, 'must be "id", "access" or "any"')
   if (clientId === undefined) fail(`${prefix}clientId`, 'is required (the app client id); pass null to accept every app client of the pool')
   const clientIds = clientId === null ? null : new Set(stringList(clientId, `${prefix}clientId`))
+  if (audience !== undefined && tokenUse === 'id') {
+    fail(`${prefix}audience`, 'applies to access tokens only: set tokenUse to "access" (or "any"), or remove audience')
+  }
+  const audiences = audience === undefined ? null : new Set(stringList(audience, `${prefix}audience`))
 
   const cognitoIssuer = `https://cognito-idp.${poolRegion}.amazonaws.com/${userPoolId}`
   const issuers = issuer === undefined
@@ -162,7 +168,8 @@ function parsePool (pool: Record<string, unknown>, prefix: string): PoolSettings
     jwksUri: jwksUri === false ? null : jwksUri === undefined ? `${cognitoIssuer}/.well-known/jwks.json` : documentUrl(jwksUri, `${prefix}jwksUri`),
     keys,
     tokenUse: tokenUse as TokenUse,
-    clientIds
+    clientIds,
+    audiences
   }
 }
 

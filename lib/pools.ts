@@ -22,7 +22,10 @@ export interface PoolDefaults {
   log: FastifyBaseLogger
 }
 
-/** Claims every Cognito token carries, whatever its kind; `aud`/`client_id` follow in lib/claims.ts. */
+/**
+ * Claims every Cognito token carries, whatever its kind. `aud` is left to lib/claims.ts: it names
+ * the app client in ID tokens only, a resource server in access tokens.
+ */
 const REQUIRED_CLAIMS = ['iss', 'sub', 'exp', 'iat', 'token_use']
 
 export function createPool (settings: PoolSettings, { jwks, clockToleranceMs, log }: PoolDefaults): Pool {
@@ -41,7 +44,6 @@ export function createPool (settings: PoolSettings, { jwks, clockToleranceMs, lo
       key: pem,
       algorithms: ['RS256'],
       allowedIss: settings.issuers,
-      ...(settings.clientIds === null ? {} : { allowedAud: [...settings.clientIds] }),
       requiredClaims: REQUIRED_CLAIMS,
       clockTolerance: clockToleranceMs,
       cache: false

@@ -58,14 +58,39 @@ export function wireRoute (route: RouteOptions, hooks: readonly onRequestHookHan
 
 /**
  * For an instance created before this module loaded, whose earlier routes nothing watched: a
- * scope-level hook, which Fastify joins to every route of the scope (those declared before it
- * included) when the server gets ready, refuses any `config.cognito` route the plugin did not
- * wire. It costs a property read per request, on those instances only.
+ * hook that refuses any `config.cognito` route the plugin did not wire. It costs a property read
+ * per request, on those instances only.
  */
-export const refuseUnwiredRequest: onRequestHookHandler = function refuseUnwiredRequest (request, _reply, done) {
+const refuseUnwiredRequest: onRequestHookHandler = function refuseUnwiredRequest (request, _reply, done) {
   const config = request.routeOptions.config
   if (config.cognito === undefined || isWired(config)) done()
   else done(unwiredRoute())
+}
+
+const lateRoots = new WeakSet<object>()
+
+/**
+ * The late-import fallback, on the root of the scope the plugin is registered in: Fastify adds a
+ * root hook to every scope, those created before it included (and their routes, declared before
+ * or after), so that a sibling scope's `config.cognito` route is refused per request too, not
+ * only the plugin's own scope. Fastify's scopes inherit from their parent's object, so the root is
+ * the end of the prototype chain of instances. The hook is added once per root.
+ */
+export function guardLateInstance (scope: FastifyInstance): void {
+  let root = scope
+  for (let parent: unknown = Object.getPrototypeOf(root); isInstance(parent); parent = Object.getPrototypeOf(parent)) root = parent
+  if (lateRoots.has(root)) return
+  lateRoots.add(root)
+  root.addHook('onRequest', refuseUnwiredRequest)
+}
+
+/** Said at `warn` on every registration in an instance created before the module loaded. */
+export const LATE_IMPORT_WARNING = 'cognito: this Fastify instance was created before fastify-cognito-jwt was loaded, ' +
+  'so config.cognito routes the plugin cannot wire are refused per request (500) instead of stopping the start; ' +
+  'load the module before creating the instance (fastify-cli: -r fastify-cognito-jwt; node --require or --import fastify-cognito-jwt) to have them refused at startup'
+
+function isInstance (value: unknown): value is FastifyInstance {
+  return typeof (value as Partial<FastifyInstance> | null)?.addHook === 'function'
 }
 
 function describe (route: RouteOptions): string {

@@ -8,13 +8,14 @@
  *      lookup that may fetch);
  *   5. the key, by `kid` (lib/jwks.ts): synchronous when known, a JWKS fetch when not;
  *   6. fast-jwt's verifier for that key, built once per key: base64url segments, RS256 only, the
- *      signature, `crit`, `iss`, `aud`, `exp` and `nbf` with the tolerance, the required claims;
- *   7. what fast-jwt has no option for (lib/claims.ts): claim types, `iat`, `token_use`, `client_id`.
+ *      signature, `crit`, `iss`, `exp` and `nbf` with the tolerance, the required claims;
+ *   7. what fast-jwt has no option for (lib/claims.ts): claim types, `iat`, `token_use`, the app
+ *      client (`aud` or `client_id`), an access token's audience, `exp` itself.
  * A known key keeps the whole path synchronous; only a key fetch returns a promise.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { TokenError } from 'fast-jwt'
-import { asCognitoClaims, checkCognitoClaims } from './claims'
+import { asCognitoClaims, checkCognitoClaims, hasExpired } from './claims'
 import { JwksUnavailableError, TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
 import type { StoredKey } from './jwks'
 import type { JwksSettings, PoolSettings } from './options'
@@ -26,20 +27,31 @@ function refuse (reason: string): CognitoAuthError {
 }
 
 /**
- * fast-jwt's message without what the token put in it: the reason goes to logs and events, which
- * never carry a claim value. Its date messages name `exp`/`nbf` ("expired at <date>"), and its
- * `crit` messages the header's entries.
+ * fast-jwt's refusals in fixed words: its own messages may carry claim values ("The token has
+ * expired at <date>", "The iss claim value is not allowed"), and the reason reaches logs and events.
  */
-function valueless (code: string, message: string): string {
-  if (code === TokenError.codes.invalidCritHeader) return 'The crit header is not accepted.'
-  const at = message.indexOf(' at ')
-  return at === -1 ? message : `${message.slice(0, at)}.`
+const TOKEN_ERROR_TEXTS: Readonly<Record<string, string>> = {
+  [TokenError.codes.expired]: 'the token has expired',
+  [TokenError.codes.inactive]: 'the token is not active yet (nbf)',
+  [TokenError.codes.invalidSignature]: 'the signature is invalid',
+  [TokenError.codes.invalidAlgorithm]: 'the algorithm is not allowed',
+  [TokenError.codes.malformed]: 'the token is malformed',
+  [TokenError.codes.invalidPayload]: 'the payload is not a JSON object',
+  [TokenError.codes.invalidClaimType]: 'a claim has the wrong type',
+  [TokenError.codes.invalidClaimValue]: 'a claim value is not allowed',
+  [TokenError.codes.missingRequiredClaim]: 'a required claim is missing',
+  [TokenError.codes.missingSignature]: 'the signature is missing',
+  [TokenError.codes.invalidCritHeader]: 'a crit header is not supported',
+  [TokenError.codes.invalidKey]: 'the key is unusable',
+  [TokenError.codes.missingKey]: 'no key to verify with',
+  [TokenError.codes.keyFetchingError]: 'the key could not be retrieved'
 }
 
-/** fast-jwt's verdict in the plugin's terms: expired, key trouble, or invalid. */
+/** fast-jwt's verdict in the plugin's terms: expired, key trouble, or invalid. The reason names no claim value. */
 export function fromTokenError (err: unknown): CognitoAuthError {
-  const { code, message } = err as TokenError
-  const reason = `${code}: ${valueless(code, message)}`
+  const { code } = err as Partial<TokenError>
+  const text = typeof code === 'string' ? TOKEN_ERROR_TEXTS[code] : undefined
+  const reason = text === undefined ? 'the verifier refused the token' : `${code as string}: ${text}`
   switch (code) {
     case TokenError.codes.expired:
       return withReason(new TokenExpiredError(), reason)
@@ -140,8 +152,10 @@ export class CognitoVerifier {
     } catch (err) {
       throw fromTokenError(err)
     }
-    const reason = checkCognitoClaims(pool.settings, claims, Date.now(), this.toleranceMs)
+    const now = Date.now()
+    const reason = checkCognitoClaims(pool.settings, claims, now, this.toleranceMs)
     if (reason !== undefined) throw refuse(reason)
+    if (hasExpired(claims, now, this.toleranceMs)) throw withReason(new TokenExpiredError(), 'the token has expired (exp reached)')
     const verified: VerifiedToken = {
       claims: asCognitoClaims(claims),
       expiresAt: (claims.exp as number) * 1000 + this.toleranceMs,

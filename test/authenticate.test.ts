@@ -325,7 +325,7 @@ t.test('exp, nbf and iat', async (t) => {
     refused(t, await get(app, token), 401, 'FST_COGNITO_TOKEN_EXPIRED', challenges.expired, '11 s past exp')
   })
 
-  t.test('nbf and iat in the future: 401; within the tolerance: accepted', async (t) => {
+  t.test('nbf in the future: 401; within the tolerance: accepted; iat up to 5 minutes ahead passes', async (t) => {
     const clock = fakeDate(t)
     const future = clock.now / 1000 + 30
     const strict = await buildApp(t, options)
@@ -333,12 +333,13 @@ t.test('exp, nbf and iat', async (t) => {
     const notYet = issuer.idToken({ nbf: future })
     const issuedLater = issuer.idToken({ iat: future })
     invalid(t, await get(strict, notYet), 'nbf in 30 s')
-    invalid(t, await get(strict, issuedLater), 'iat in 30 s')
+    accepted(t, await get(strict, issuedLater), 'iat in 30 s: clocks drift')
     accepted(t, await get(lenient, notYet), 'nbf in 30 s, 60 s tolerance')
     accepted(t, await get(lenient, issuedLater), 'iat in 30 s, 60 s tolerance')
     const farFuture = clock.now / 1000 + 120
     invalid(t, await get(lenient, issuer.idToken({ nbf: farFuture })), 'nbf in 120 s, 60 s tolerance')
-    invalid(t, await get(lenient, issuer.idToken({ iat: farFuture })), 'iat in 120 s, 60 s tolerance')
+    invalid(t, await get(strict, issuer.idToken({ iat: clock.now / 1000 + 301 })), 'iat more than 5 minutes ahead')
+    invalid(t, await get(lenient, issuer.idToken({ iat: clock.now / 1000 + 361 })), 'iat more than 5 minutes ahead, 60 s tolerance')
   })
 
   t.test('iat and sub are required', async (t) => {
@@ -557,7 +558,7 @@ t.test('refusals reveal neither the token nor its claims', async (t) => {
   const refusals = refusalLogs(logs.lines)
   t.same(refusals.map((line) => [line.level, line.code]), cases.map(([, , code]) => [20, code]), 'one debug line per refusal, with its code')
   t.match(refusals[0].reason, /expired/, 'the reason is logged')
-  t.equal(refusals[1].reason, 'FAST_JWT_INVALID_CLAIM_VALUE: The aud claim value is not allowed.')
+    t.equal(refusals[1].reason, 'aud claim is not an allowed app client')
   for (const [name, token] of cases) {
     t.notOk(logs.raw.some((line) => line.includes(token) || line.includes(token.split('.')[2])), `${name}: no log line holds the token`)
   }
@@ -697,9 +698,9 @@ t.test('the token cache', async (t) => {
     const { app } = await recordingApp(t)
     const soon = clock.now / 1000 + 30
     const notYet = issuer.idToken({ nbf: soon })
-    const issuedLater = issuer.idToken({ iat: soon })
+    const issuedLater = issuer.idToken({ iat: soon + 300 })
     invalid(t, await get(app, notYet, '/seen'), 'nbf ahead')
-    invalid(t, await get(app, issuedLater, '/seen'), 'iat ahead')
+    invalid(t, await get(app, issuedLater, '/seen'), 'iat more than 5 minutes ahead')
     clock.tick(31_000)
     accepted(t, await get(app, notYet, '/seen'), 'nbf reached')
     accepted(t, await get(app, issuedLater, '/seen'), 'iat reached')

@@ -337,7 +337,8 @@ t.test('an invalid config.cognito fails when the route is registered', async (t)
 t.test('a config.cognito with a typo fails when the route is registered', async (t) => {
   const app = await buildApp(t)
   const cases: Array<[string, unknown, RegExp]> = [
-    ['unknown key', { group: 'admin' }, /has unknown group; expected groups, scopes, match, optional/],
+    ['unknown key', { group: 'admin' }, /^Invalid option config\.cognito\.group: is not an option; did you mean groups\?$/],
+    ['unknown key, nothing close', { roles: 'admin' }, /^Invalid option config\.cognito\.roles: is not an option; expected one of groups, scopes, match, optional$/],
     ['bad match', { groups: 'admin', match: 'most' }, /match must be "any" or "all"/],
     ['optional not a boolean', { optional: 'yes' }, /optional must be a boolean/],
     ['not an object', 'admin', /must be an object/],
@@ -370,8 +371,8 @@ t.test('a groups or scopes key that is present but empty fails when the route is
 t.test('misspelt requirement options fail when the hook is created', async (t) => {
   const app = await buildApp(t)
   const cases: Array<[string, () => unknown, RegExp]> = [
-    ['groups with mach', () => app.requireGroups(['admin', 'billing'], { mach: 'all' } as never), /^Invalid option groups options: has unknown mach; expected match$/],
-    ['scopes with an extra key', () => app.requireScopes('orders/read', { match: 'all', optional: true } as never), /^Invalid option scopes options: has unknown optional; expected match$/],
+    ['groups with mach', () => app.requireGroups(['admin', 'billing'], { mach: 'all' } as never), /^Invalid option groups options\.mach: is not an option; did you mean match\?$/],
+    ['scopes with an extra key', () => app.requireScopes('orders/read', { match: 'all', optional: true } as never), /^Invalid option scopes options\.optional: is not an option; expected one of match$/],
     ['groups with a list of options', () => app.requireGroups('admin', ['all'] as never), /^Invalid option groups options: must be an object/]
   ]
   for (const [name, make, message] of cases) {
@@ -379,4 +380,28 @@ t.test('misspelt requirement options fail when the hook is created', async (t) =
   }
   t.doesNotThrow(() => app.requireGroups('admin', {}), 'no options set is "any"')
   t.doesNotThrow(() => app.requireScopes('orders/read', { match: undefined }), 'match left undefined is "any"')
+})
+
+t.test('the scope of a verified token is split once, whatever the number of requests that send it', async (t) => {
+  const app = await buildApp(t)
+  app.get('/read', { onRequest: [app.authenticate, app.requireScopes('orders/read')] }, whoAmI)
+  // Claims the application puts on the request itself are not the plugin's frozen ones: read each time.
+  app.get('/own', {
+    onRequest: [async (request) => { request.cognitoClaims = { ...request.headers.claims === undefined ? {} : JSON.parse(String(request.headers.claims)) } }, app.requireScopes('orders/read')]
+  }, async () => 'own')
+  const token = issuer.accessToken({ sub: 'reader', scope: 'openid orders/read' })
+  const split = String.prototype.split
+  let scopeSplits = 0
+  String.prototype.split = function (this: string, ...args: Parameters<typeof split>) {
+    if (String(args[0]) === ' ' && String(this) === 'openid orders/read') scopeSplits++
+    return split.apply(this, args)
+  } as typeof split
+  t.teardown(() => { String.prototype.split = split })
+  for (let i = 0; i < 10; i++) accepted(t, await app.inject({ url: '/read', headers: bearer(token) }), 'reader')
+  // Once per verified claims object: the token cache admits a token on its second verification.
+  t.equal(scopeSplits, 2, 'split twice for ten requests')
+
+  const own = (scope: string): Promise<LightMyRequestResponse> => app.inject({ url: '/own', headers: { claims: JSON.stringify({ token_use: 'access', scope }) } })
+  t.equal((await own('orders/read')).statusCode, 200)
+  t.equal((await own('orders/write')).statusCode, 403, 'claims that are not frozen are read again')
 })

@@ -10,6 +10,7 @@ import cognitoAuth, {
   ForbiddenError,
   HookFailedError,
   InvalidOptionError,
+  isCognitoAuthError,
   JwksUnavailableError,
   NoTokenError,
   TokenExpiredError,
@@ -126,4 +127,28 @@ t.test('an error handler that neither applies error.headers nor hands the error 
   const handedOn = await app.inject({ url: '/handed-on' })
   t.equal(handedOn.statusCode, 401)
   t.equal(handedOn.headers['www-authenticate'], 'Bearer realm="api"')
+})
+
+t.test('isCognitoAuthError narrows the errors the plugin made, for a handler of your own', async (t) => {
+  const issuer = new LocalIssuer()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(cognitoAuth, issuer.pluginOptions())
+  app.setErrorHandler((error, _request, reply) => {
+    if (isCognitoAuthError(error)) return reply.code(error.statusCode).headers(error.headers ?? {}).send({ refused: error.code })
+    return reply.code(500).send({ other: error instanceof Error ? error.message : String(error) })
+  })
+  app.get('/me', { onRequest: app.authenticate }, async () => 'ok')
+  app.get('/boom', async () => { throw new Error('boom') })
+  const anonymous = await app.inject({ url: '/me' })
+  t.same(anonymous.json(), { refused: 'FST_COGNITO_NO_TOKEN' })
+  t.equal(anonymous.headers['www-authenticate'], 'Bearer realm="api"')
+  t.same((await app.inject({ url: '/boom' })).json(), { other: 'boom' })
+
+  t.ok(isCognitoAuthError(new JwksUnavailableError()))
+  t.ok(isCognitoAuthError(new InvalidOptionError('realm', 'is bad')))
+  t.notOk(isCognitoAuthError(Object.assign(new Error('x'), { code: 'FST_ERR_VALIDATION', statusCode: 400 })), "another plugin's error")
+  t.notOk(isCognitoAuthError(Object.assign(new Error('x'), { code: 'FST_COGNITO_NO_TOKEN' })), 'no status')
+  t.notOk(isCognitoAuthError({ code: 'FST_COGNITO_NO_TOKEN', statusCode: 401 }), 'not an Error')
+  t.notOk(isCognitoAuthError(null))
 })

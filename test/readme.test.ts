@@ -38,10 +38,7 @@ declare const handler: RouteHandlerMethod`,
   orders: `declare function listOrders (user: unknown): Promise<unknown[]>
 declare function personalFeed (user: unknown): Promise<unknown[]>
 declare function publicFeed (): Promise<unknown[]>`,
-  db: `declare module 'fastify-cognito-jwt' {
-  interface CognitoUserRegistry { user: { id: number, sub: string, email: string | null } }
-}
-declare const pool: { query: (sql: string, values: unknown[]) => Promise<{ rows: Array<{ id: number, sub: string, email: string | null }> }> }`,
+  db: `declare const pool: { query: (sql: string, values: unknown[]) => Promise<{ rows: Array<{ id: number, sub: string, email: string | null }> }> }`,
   redis: 'declare const redis: { exists: (key: string) => Promise<number> }',
   swagger: "import swagger from '@fastify/swagger'"
 }

@@ -15,7 +15,19 @@ import type {
   RegisterOptions
 } from 'fastify'
 
-/** Claims every token issued by a Cognito user pool carries. */
+/**
+ * Any JSON value: the type of the claims a pre-token-generation trigger may write. Version 1
+ * writes strings (`email_verified: "true"`); versions 2 and 3 may write numbers, booleans,
+ * lists and objects too. The plugin does not check these claims: narrow them before use.
+ */
+export type CognitoClaimValue = string | number | boolean | null | CognitoClaimValue[] | { [member: string]: CognitoClaimValue }
+
+/**
+ * Claims every token issued by a Cognito user pool carries. The plugin refuses a token in which a
+ * claim it decides with (`iss`, `exp`, `nbf`, `iat`, `auth_time`, `token_use`, `aud`,
+ * `client_id`, `cognito:groups`, `scope`, `sub`, `jti`, `origin_jti`) has another type than the
+ * one named here; the others are typed as Cognito or a trigger may write them.
+ */
 export interface CognitoBaseClaims {
   /** The user's immutable id (a UUID). */
   sub: string
@@ -29,14 +41,16 @@ export interface CognitoBaseClaims {
   auth_time?: number
   /** Groups of the user; absent when the user is in no group. */
   'cognito:groups'?: string[]
-  /** IAM roles that come with the groups. */
-  'cognito:roles'?: string[]
-  'cognito:preferred_role'?: string
+  /** IAM roles that come with the groups (not checked). */
+  'cognito:roles'?: CognitoClaimValue
+  /** Not checked. */
+  'cognito:preferred_role'?: CognitoClaimValue
   /** The id of this token. */
   jti?: string
   /** The id of the authentication that produced this token; shared by the tokens of one sign-in. */
   origin_jti?: string
-  event_id?: string
+  /** Not checked. */
+  event_id?: CognitoClaimValue
   nbf?: number
   [claim: string]: unknown
 }
@@ -46,36 +60,39 @@ export interface CognitoIdTokenClaims extends CognitoBaseClaims {
   token_use: 'id'
   /** The app client id. */
   aud: string
-  'cognito:username': string
-  email?: string
-  email_verified?: boolean
-  phone_number?: string
-  phone_number_verified?: boolean
-  name?: string
-  given_name?: string
-  family_name?: string
+  /** The user name (not checked, as every claim below: a trigger may write them, see CognitoClaimValue). */
+  'cognito:username'?: CognitoClaimValue
+  email?: CognitoClaimValue
+  email_verified?: CognitoClaimValue
+  phone_number?: CognitoClaimValue
+  phone_number_verified?: CognitoClaimValue
+  name?: CognitoClaimValue
+  given_name?: CognitoClaimValue
+  family_name?: CognitoClaimValue
   /** Federated identities, when the user signed in through an identity provider. */
-  identities?: Array<{
-    userId: string
-    providerName: string
-    providerType: string
-    issuer?: string | null
-    primary: string | boolean
-    dateCreated: string | number
-  }>
-  at_hash?: string
-  nonce?: string
+  identities?: CognitoClaimValue
+  at_hash?: CognitoClaimValue
+  nonce?: CognitoClaimValue
 }
 
-/** Claims of a Cognito access token: what the caller may do. It has no `aud`; `client_id` names the app client. */
+/**
+ * Claims of a Cognito access token: what the caller may do. `client_id` names the app client; an
+ * `aud`, when present, names resource servers (see the pool's `audience` option). A
+ * machine-to-machine token (client-credentials grant) has no `username` and no groups, and its
+ * `sub` is the client id.
+ */
 export interface CognitoAccessTokenClaims extends CognitoBaseClaims {
   token_use: 'access'
   /** The app client id. */
   client_id: string
-  username: string
+  /** The resource servers the token is for, one or several (RFC 7519). */
+  aud?: string | string[]
+  /** The user name; absent from machine-to-machine tokens (not checked). */
+  username?: CognitoClaimValue
   /** Space-separated OAuth scopes, e.g. `openid email orders/read`. */
   scope?: string
-  version?: number
+  /** Not checked. */
+  version?: CognitoClaimValue
 }
 
 /** The verified claims of either kind of token; narrow on `token_use`. */
@@ -141,6 +158,12 @@ export interface CognitoUserPoolOptions {
   jwksUri?: string | false
   /** Keys known up front (baked in at deploy time): no fetch is needed until an unknown `kid` arrives. */
   jwks?: JsonWebKeySet
+  /**
+   * Access tokens only: the resource server(s) an access token's `aud` must name (a string `aud`
+   * equal to one of them, or a list that contains one). By default any `aud`, or none, is
+   * accepted: the app client is `client_id`. Refused with `tokenUse: 'id'`.
+   */
+  audience?: string | readonly string[]
 }
 
 /** How the keys of a pool are cached. Durations are in seconds. */
@@ -266,7 +289,8 @@ export interface RequirementOptions {
 /**
  * What a route declares in `config.cognito`. A `groups` or `scopes` key that is present must hold
  * names, even if its value comes from configuration. The route must be declared where the plugin
- * sees it (in its scope or a child, once it loaded), or the server refuses to start.
+ * sees it (in its scope or a child, once it loaded), or the server refuses to start (in an
+ * instance created before the package loaded: the route refuses every request).
  */
 export interface CognitoRouteConfig extends RequirementOptions {
   groups?: string | readonly string[]

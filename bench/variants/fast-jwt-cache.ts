@@ -30,7 +30,7 @@ async function verifiersByKid (jwksUri: string): Promise<Map<string, Verify>> {
 export const setupFastJwtCache: SetupVariant = async (_app, { jwksUri, resolveUser }) => {
   const verifiers = await verifiersByKid(jwksUri)
   const byHeader = new Map<string, Verify>()
-  const rules = { tokenUse: 'id' as const, clientIds: new Set([CLIENT_ID]) }
+  const rules = { tokenUse: 'id' as const, clientIds: new Set([CLIENT_ID]), audiences: null }
   // fast-jwt's cache hands back the same payload for the same token: check each payload once.
   const checked = new WeakSet<Claims>()
 

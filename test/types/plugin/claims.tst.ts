@@ -7,6 +7,7 @@ import fastify, { type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import type {
   CognitoAccessTokenClaims,
+  CognitoClaimValue,
   CognitoClaims,
   CognitoIdTokenClaims,
   CognitoUser
@@ -29,10 +30,9 @@ describe('request.cognitoClaims', () => {
       if (claims === null || claims.token_use !== 'access') return null
       expect(claims).type.toBe<CognitoAccessTokenClaims>()
       expect(claims.client_id).type.toBe<string>()
-      expect(claims.username).type.toBe<string>()
       expect(claims.scope).type.toBe<string | undefined>()
-      // No `aud` is declared: it is only the catch-all of unknown claims.
-      expect(claims.aud).type.toBe<unknown>()
+      // A resource server (or several), when the token is bound to one.
+      expect(claims.aud).type.toBe<string | string[] | undefined>()
       return claims.client_id
     })
   })
@@ -43,11 +43,28 @@ describe('request.cognitoClaims', () => {
       if (claims === null || claims.token_use !== 'id') return null
       expect(claims).type.toBe<CognitoIdTokenClaims>()
       expect(claims.aud).type.toBe<string>()
-      expect(claims['cognito:username']).type.toBe<string>()
-      expect(claims.email).type.toBe<string | undefined>()
+      // Not checked by the plugin: as a trigger may write them.
+      expect(claims['cognito:username']).type.toBe<CognitoClaimValue | undefined>()
+      expect(claims.email).type.toBe<CognitoClaimValue | undefined>()
+      expect(claims.email_verified).type.toBe<CognitoClaimValue | undefined>()
+      expect(claims.identities).type.toBe<CognitoClaimValue | undefined>()
       expect(claims.scope).type.toBe<unknown>()
       return claims.aud
     })
+  })
+
+  test('a machine-to-machine access token has no username: using it unchecked does not compile', () => {
+    const claims = {} as CognitoAccessTokenClaims
+    expect(claims.username).type.toBe<CognitoClaimValue | undefined>()
+    expect(claims.username.toLowerCase()).type.toRaiseError()
+    expect(typeof claims.username === 'string' ? claims.username.toLowerCase() : null).type.toBe<string | null>()
+  })
+
+  test('informational claims a version 1 trigger writes as strings are typed so', () => {
+    const claims = {} as CognitoIdTokenClaims
+    expect(claims.email_verified === 'true').type.toBe<boolean>()
+    expect(claims.email_verified === true).type.toBe<boolean>()
+    expect(claims.email_verified).type.not.toBe<boolean | undefined>()
   })
 
   test('without narrowing, only the claims both tokens share are typed', () => {

@@ -4,7 +4,7 @@
  */
 import fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import type { CognitoHook, KeyStoreStats } from '../../../index'
+import { isCognitoAuthError, type CognitoAuthError, type CognitoHook, type KeyStoreStats } from '../../../index'
 
 const app = fastify()
 const handler = async (): Promise<string> => 'ok'
@@ -96,6 +96,17 @@ describe('config.cognito on a route', () => {
     app.addHook('onRoute', (route) => {
       expect(route.config?.cognito?.groups).type.toBe<string | readonly string[] | undefined>()
       expect(route.config?.cognito?.match).type.toBe<'any' | 'all' | undefined>()
+    })
+  })
+})
+
+describe('isCognitoAuthError', () => {
+  test('narrows an error handler\'s error to CognitoAuthError, whose headers carry the challenge', () => {
+    app.setErrorHandler((error, _request, reply) => {
+      if (!isCognitoAuthError(error)) return reply.send(error)
+      expect(error).type.toBeAssignableTo<CognitoAuthError>()
+      expect(error.headers).type.toBe<Record<string, string> | undefined>()
+      return reply.code(error.statusCode).headers(error.headers ?? {}).send({ code: error.code })
     })
   })
 })

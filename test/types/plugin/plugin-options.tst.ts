@@ -23,6 +23,13 @@ describe('app.register', () => {
     expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, clientId: 5 })
   })
 
+  test('audience: one resource server or several, for access tokens', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'access', audience: 'orders' })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'any', audience: ['orders', 'billing'] })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: [{ ...pool, tokenUse: 'access', audience: ['orders'] }] })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, tokenUse: 'access', audience: 5 })
+  })
+
   test('takes the register options of Fastify along', () => {
     expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, prefix: '/api' })
   })

@@ -19,12 +19,12 @@ const app = fastify()
 const pool = { userPoolId: 'eu-central-1_xYzaq', clientId: 'client' }
 
 describe('one pool', () => {
-  test('by default, the claims of an ID token: email needs no narrowing', () => {
+  test('by default, the claims of an ID token: aud needs no narrowing', () => {
     app.register(cognitoAuth, {
       ...pool,
       resolveUser: (claims, request) => {
         expect(claims).type.toBe<CognitoIdTokenClaims>()
-        expect(claims.email).type.toBe<string | undefined>()
+        expect(claims.aud).type.toBe<string>()
         expect(request).type.toBe<FastifyRequest>()
         return claims
       },

@@ -52,7 +52,7 @@ test('resolveUser stays required, and typed by tokenUse, for every kind of pool'
     ...pool,
     resolveUser: (claims) => {
       expect(claims).type.toBe<CognitoIdTokenClaims>()
-      return { id: 1, email: claims.email ?? '' }
+      return { id: 1, email: typeof claims.email === 'string' ? claims.email : '' }
     }
   })
   app.register(cognitoAuth, {
@@ -60,7 +60,7 @@ test('resolveUser stays required, and typed by tokenUse, for every kind of pool'
     tokenUse: 'access',
     resolveUser: async (claims) => {
       expect(claims).type.toBe<CognitoAccessTokenClaims>()
-      return { id: 2, email: claims.username }
+      return { id: 2, email: claims.client_id }
     }
   })
   app.register(cognitoAuth, {
