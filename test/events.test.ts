@@ -241,8 +241,8 @@ t.test('every kind of refusal: one refused event with its code, status and reaso
       assertNoToken(t, message, c.token)
       assertTokenOnlyInHeaders(t, message.request, c.token)
     }
-    if (c.name === 'expired') t.equal(error.reason, 'FAST_JWT_EXPIRED: The token has expired.')
-    if (c.name === 'unknown crit header') t.equal(error.reason, 'FAST_JWT_INVALID_CRIT_HEADER: The crit header is not accepted.')
+    if (c.name === 'expired') t.match(error.reason, /expired/)
+    if (c.name === 'unknown crit header') t.match(error.reason, /crit/)
     // Done with this case: the next one listens afresh.
     t.equal(res.json().code, c.name === 'resolveUser throws its own error' ? undefined : c.code, `${c.name}: the response`)
   }
