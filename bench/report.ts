@@ -90,6 +90,12 @@ export function checkTargets (workload: string, rows: readonly Summary[]): Targe
     checks.push({ target: 'plugin >= 0.90 x none req/s', met: throughput >= 0.9, detail: `${throughput.toFixed(2)}${byCpu(plugin, none)}` })
     checks.push({ target: 'plugin p99 <= 1.2 x none p99', met: latency <= 1.2, detail: `${latency.toFixed(2)} (${plugin.p99Ms} ms beside ${none.p99Ms} ms)` })
   }
+  const withEvents = find(rows, 'plugin+events')
+  if (workload === 'a' && withEvents !== undefined) {
+    // Listening to every event costs at most this; not listening, a property read per request.
+    const share = withEvents.requestsPerSecond / plugin.requestsPerSecond
+    checks.push({ target: 'plugin+events >= 0.95 x plugin req/s', met: share >= 0.95, detail: `${share.toFixed(2)}${byCpu(withEvents, plugin)}` })
+  }
   const fastJwtCache = find(rows, 'fast-jwt cache')
   if (workload === 'a' && fastJwtCache !== undefined) {
     const lead = plugin.requestsPerSecond / fastJwtCache.requestsPerSecond

@@ -7,7 +7,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { formatCold, runColdStart } from './cold'
-import { VARIANTS, type Variant } from './config'
+import { OPTIONAL_VARIANTS, VARIANTS, type Variant } from './config'
 import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, type Measurement } from './load'
 import { formatHeap, measureHeap } from './memory'
 import { startServer, stopAllServers, stopServersOnExit, type RunningServer } from './processes'
@@ -25,7 +25,9 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
   --workloads <list>    e.g. a,c (default a,b,c,t,cold)
   --samples <n>         fresh processes per program of the cold workload (default 15)
-  --variants <list>     e.g. none,floor,plugin (default all)
+  --variants <list>     e.g. none,floor,plugin (default all but plugin+events)
+                        plugin+events: the plugin with a subscriber on each of its channels;
+                        --quick --workloads a --variants plugin,plugin+events gives their ratio
   --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
 
 const WORKLOADS = {
@@ -96,7 +98,7 @@ function readSettings (): Settings {
     memoryTokens: Math.round(number('memory-tokens', 100_000, 10_000)),
     samples: Math.max(1, Math.round(number('samples', 15, 5))),
     workloads: list('workloads', workloads, workloads),
-    variants: list('variants', VARIANTS, VARIANTS),
+    variants: list('variants', VARIANTS, VARIANTS.filter((variant) => !OPTIONAL_VARIANTS.includes(variant))),
     cpuProf: list('cpu-prof', VARIANTS, [])
   }
 }

@@ -8,8 +8,8 @@
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { CognitoClaims, CognitoHook, CognitoUser } from '../types'
-import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserNotFoundError, type CognitoAuthError } from './errors'
-import { publishAuthenticated, publishRefused } from './events'
+import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserNotFoundError, withReason, type CognitoAuthError } from './errors'
+import { publishAuthenticated, publishRefused, wantsRefusedEvents } from './events'
 import { extractFromHeader, type Extracted } from './extract'
 import type { Settings } from './options'
 import type { VerifiedToken } from './token-cache'
@@ -37,15 +37,20 @@ export function refuseRequest (request: FastifyRequest, realm: string, error: Co
   done(error)
 }
 
-/** Lets a callback-style hook also be awaited: any value given to `done` (even `null`) rejects. */
-export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, done: Done) => void): CognitoHook {
-  return function hook (this: unknown, request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
+/**
+ * Lets a callback-style hook also be awaited: any value given to `done` (even `null`) rejects.
+ * The hook bears `name` (by default the wrapped function's): tracers such as @fastify/otel name
+ * a hook's span after its function.
+ */
+export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, done: Done) => void, name = run.name): CognitoHook {
+  const hook = function (this: unknown, request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
     if (done !== undefined) {
       run(request, reply, done)
       return undefined
     }
     return new Promise<void>((resolve, reject) => run(request, reply, (err) => err === undefined ? resolve() : reject(err)))
   } as CognitoHook
+  return Object.defineProperty(hook, 'name', { value: name })
 }
 
 /**
@@ -53,8 +58,24 @@ export function awaitable (run: (request: FastifyRequest, reply: FastifyReply, d
  * without an Error (`undefined`, `null`, a string) would otherwise reach `done` as "no error" and
  * let the request through.
  */
-function hookFailure (hook: string, err: unknown): Error {
-  return err instanceof Error ? err : new HookFailedError(hook, 'rejected without an Error')
+function hookFailure (hook: string, err: unknown): CognitoAuthError | ApplicationHookError {
+  if (!(err instanceof Error)) return withReason(new HookFailedError(hook, 'rejected without an Error'), `${hook} rejected without an Error`) as CognitoAuthError
+  return new ApplicationHookError(hook, err)
+}
+
+/** An error the application's hook threw: it answers the request as thrown; the hook is for the event. */
+class ApplicationHookError {
+  constructor (readonly hook: string, readonly error: Error) {}
+}
+
+/**
+ * The `refused` event's error for an application's own error. The event keeps its promise of a
+ * plugin error with a code and a reason: an FST_COGNITO_HOOK_FAILED whose `cause` is that error.
+ */
+function hookRefusal ({ hook, error }: ApplicationHookError): CognitoAuthError {
+  const refusal = withReason(new HookFailedError(hook, 'threw'), `${hook} threw`)
+  refusal.cause = error
+  return refusal as CognitoAuthError
 }
 
 /**
@@ -72,7 +93,7 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
     : (request) => {
         const token: unknown = extractToken(request)
         // Anything but a non-empty string (undefined, null, '', a header's string[]) is no token.
-        return typeof token === 'string' && token !== '' ? token : new NoTokenError()
+        return typeof token === 'string' && token !== '' ? token : withReason(new NoTokenError(), 'extractToken found no token')
       }
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
@@ -88,10 +109,15 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
     finish(request, verified).then(() => {
       publishAuthenticated(request, verified.claims, cached)
       done()
-    }, (err: CognitoAuthError) => {
-      if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) refuseRequest(request, realm, err, done)
-      else {
-        // The application's own error (or a hook that failed), as it was thrown.
+    }, (err: CognitoAuthError | ApplicationHookError) => {
+      if (err instanceof ApplicationHookError) {
+        // The application's own error, as it was thrown.
+        if (wantsRefusedEvents()) publishRefused(request, hookRefusal(err))
+        done(err.error)
+      } else if (err instanceof TokenRevokedError || err instanceof UserNotFoundError) {
+        refuseRequest(request, realm, err, done)
+      } else {
+        // A hook that failed without an error to answer with (FST_COGNITO_HOOK_FAILED).
         publishRefused(request, err)
         done(err)
       }
@@ -107,9 +133,9 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
       } catch (err) {
         throw hookFailure('isRevoked', err)
       }
-      if (revoked === true) throw new TokenRevokedError()
+      if (revoked === true) throw withReason(new TokenRevokedError(), 'isRevoked returned true')
       // Only `false` clears the token: a forgotten `return` (undefined) must not read as "not revoked".
-      if (revoked !== false) throw new HookFailedError('isRevoked', 'must return true or false')
+      if (revoked !== false) throw withReason(new HookFailedError('isRevoked', 'must return true or false'), 'isRevoked returned neither true nor false')
       if (revocationCacheTtlMs > 0) verified.notRevokedUntil = Date.now() + revocationCacheTtlMs
     }
     let user: unknown = claimsAsUser(claims)
@@ -121,7 +147,7 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
       }
     }
     // Every falsy value is no user: `false`, `0` or `''` must not become an authenticated request.
-    if (!user) throw new UserNotFoundError()
+    if (!user) throw withReason(new UserNotFoundError(), 'resolveUser returned no user')
     request.cognitoClaims = claims
     request.cognitoUser = user as CognitoUser
     request.cognitoPool = verified.pool.settings.entry
@@ -154,5 +180,5 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
     } else {
       accept(request, verified, false, done)
     }
-  })
+  }, optional ? 'authenticateOptional' : 'authenticate')
 }

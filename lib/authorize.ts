@@ -76,14 +76,14 @@ function requirement (kind: Kind, held: Held, realm: string, required: unknown, 
   return awaitable(function authorize (request: FastifyRequest, _reply, done) {
     const claims = request.cognitoClaims
     if (claims === null) {
-      refuseRequest(request, realm, new NoTokenError(), done)
+      refuseRequest(request, realm, withReason(new NoTokenError(), 'not authenticated'), done)
       return
     }
     const have = held(claims)
     const ok = match === 'any' ? wanted.some((name) => have.includes(name)) : wanted.every((name) => have.includes(name))
     if (ok) done()
     else refuseRequest(request, realm, withReason(new ForbiddenError(), `missing ${kind}`), done, scope)
-  })
+  }, kind === 'groups' ? 'requireGroups' : 'requireScopes')
 }
 
 export function createRequirements (realm: string): {

@@ -31,6 +31,11 @@ export function publishAuthenticated (request: FastifyRequest, claims: CognitoCl
   if (authenticated.hasSubscribers) authenticated.publish({ request, claims, cached })
 }
 
+/** Whether a refusal has a listener: the caller then builds an error for the event alone. */
+export function wantsRefusedEvents (): boolean {
+  return refused.hasSubscribers
+}
+
 /** A request was refused; the error carries its code, status and (non-enumerable) reason. */
 export function publishRefused (request: FastifyRequest, error: CognitoAuthError): void {
   if (refused.hasSubscribers) refused.publish({ request, error })

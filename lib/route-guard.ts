@@ -11,7 +11,7 @@
  * per request.
  */
 import { subscribe } from 'node:diagnostics_channel'
-import type { FastifyInstance, onRequestHookHandler, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify'
 import { InvalidOptionError } from './errors'
 
 // Registry symbols: a CommonJS and an ES copy of the package in one process must agree on them.
@@ -28,10 +28,13 @@ function isWired (config: unknown): boolean {
 
 /**
  * The first hook of every `config.cognito` route until the plugin wires it: should a failed start
- * be ignored (e.g. `inject` after `ready()` rejected), the route still answers no request.
+ * be ignored (e.g. `inject` after `ready()` rejected), the route still answers no request. Wiring
+ * removes it; one that another plugin's `onRoute` wrapped in between (e.g. @fastify/otel's
+ * spans) is no longer recognised, so it reads the route's mark and lets a wired route through.
  */
-const refuseUnwired: Hook = Object.assign(function refuseUnwired (_request: unknown, _reply: unknown, done: (err: Error) => void): void {
-  done(unwiredRoute())
+const refuseUnwired: Hook = Object.assign(function refuseUnwired (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void): void {
+  if (isWired(request.routeOptions.config)) done()
+  else done(unwiredRoute())
 }, { [kWired]: false as const })
 
 function unwiredRoute (): Error {

@@ -160,3 +160,20 @@ t.test('an instance already watched is not watched twice', async (t) => {
   app.get('/admin', adminOnly, handler)
   await refusesToStart(t, app, 'GET /admin, HEAD /admin')
 })
+
+t.test("a plugin whose onRoute wraps the route's hooks first (as @fastify/otel does): the wired route works", async (t) => {
+  const app = newApp(t)
+  let wrapped = 0
+  app.addHook('onRoute', (route) => {
+    const hooks = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = hooks.map((hook) => function wrapper (this: unknown, ...args: unknown[]) {
+      wrapped++
+      return (hook as (...args: unknown[]) => unknown).apply(this, args)
+    }) as typeof route.onRequest
+  })
+  await app.register(cognitoAuth, issuer.pluginOptions())
+  app.get('/admin', adminOnly, handler)
+  await app.ready()
+  await protectedRoute(t, app, '/admin')
+  t.ok(wrapped > 0, 'the guard hook was wrapped, and still let the wired route through')
+})

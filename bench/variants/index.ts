@@ -8,6 +8,7 @@ import { setupFastifyJwtJwks } from './fastify-jwt-jwks'
 import { setupFloor } from './floor'
 import { setupNone } from './none'
 import { setupPlugin } from './plugin'
+import { setupPluginEvents } from './plugin-events'
 
 export const variants: Record<Variant, SetupVariant> = {
   none: setupNone,
@@ -16,5 +17,6 @@ export const variants: Record<Variant, SetupVariant> = {
   'fast-jwt cache': setupFastJwtCache,
   'aws-jwt-verify': setupAwsJwtVerify,
   '@fastify/jwt+get-jwks': setupFastifyJwt,
-  'fastify-jwt-jwks': setupFastifyJwtJwks
+  'fastify-jwt-jwks': setupFastifyJwtJwks,
+  'plugin+events': setupPluginEvents
 }
