@@ -30,8 +30,10 @@ function refuse (reason: string): CognitoAuthError {
 /**
  * fast-jwt's refusals in fixed words: its own messages may carry claim values ("The token has
  * expired at <date>", "The iss claim value is not allowed"), and the reason reaches logs and events.
+ * Made on the first refusal, when a verifier has loaded fast-jwt: the import must not load it.
  */
-const TOKEN_ERROR_TEXTS: Readonly<Record<string, string>> = {
+let tokenErrorTexts: Readonly<Record<string, string>> | undefined
+const makeTokenErrorTexts = (): Readonly<Record<string, string>> => ({
   [TokenError.codes.expired]: 'the token has expired',
   [TokenError.codes.inactive]: 'the token is not active yet (nbf)',
   [TokenError.codes.invalidSignature]: 'the signature is invalid',
@@ -46,12 +48,13 @@ const TOKEN_ERROR_TEXTS: Readonly<Record<string, string>> = {
   [TokenError.codes.invalidKey]: 'the key is unusable',
   [TokenError.codes.missingKey]: 'no key to verify with',
   [TokenError.codes.keyFetchingError]: 'the key could not be retrieved'
-}
+})
 
 /** fast-jwt's verdict in the plugin's terms: expired, key trouble, or invalid. The reason names no claim value. */
 export function fromTokenError (err: unknown): CognitoAuthError {
   const { code } = err as Partial<TokenError>
-  const text = typeof code === 'string' ? TOKEN_ERROR_TEXTS[code] : undefined
+  tokenErrorTexts ??= makeTokenErrorTexts()
+  const text = typeof code === 'string' ? tokenErrorTexts[code] : undefined
   const reason = text === undefined ? 'the verifier refused the token' : `${code as string}: ${text}`
   switch (code) {
     case TokenError.codes.expired:
