@@ -9,6 +9,7 @@
  *     lib/claims.ts      what fast-jwt has no option for: claim types, `iat`, `token_use`, `client_id`
  *     lib/token-cache.ts tokens already verified
  *   lib/authenticate.ts  revocation, `resolveUser`, then `request.cognitoClaims`/`cognitoUser`
+ *     lib/revocation.ts  the revocation list's in-process replica (lib/revocation-redis.ts: in Redis)
  *   lib/authorize.ts     `requireGroups`, `requireScopes`
  *   lib/errors.ts        codes, statuses and `WWW-Authenticate` challenges
  * Options are checked once, in lib/options.ts; lib/route-guard.ts refuses to start a server with a
@@ -21,6 +22,7 @@ import { createAuthenticate } from './lib/authenticate'
 import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
 import { parseOptions } from './lib/options'
+import { RevocationList, revocationNotConfigured } from './lib/revocation'
 import { kRouteGuard, refuseUnwiredRequest, wireRoute } from './lib/route-guard'
 import { CognitoVerifier } from './lib/verify'
 
@@ -36,7 +38,10 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   }
   const settings = parseOptions(options)
   const verifier = new CognitoVerifier({ ...settings, log: fastify.log })
-  const context = { settings, verifier }
+  const revocation = settings.revocation === undefined
+    ? undefined
+    : new RevocationList(settings.revocation, new Set(settings.pools.flatMap((pool) => pool.issuers)), fastify.log)
+  const context = { settings, verifier, revocation }
   const authenticate = createAuthenticate(context, false)
   const authenticateOptional = createAuthenticate(context, true)
   const { requireGroups, requireScopes } = createRequirements(settings.realm)
@@ -48,6 +53,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   fastify.decorate('requireGroups', requireGroups)
   fastify.decorate('requireScopes', requireScopes)
   fastify.decorate('cognitoKeyStores', () => verifier.pools.map((pool) => pool.store.stats()))
+  fastify.decorate('cognitoRevocation', revocation?.api ?? revocationNotConfigured)
 
   // Routes may declare their needs in `config.cognito` instead of listing hooks. onRoute sees the
   // routes declared once the plugin has loaded; lib/route-guard.ts refuses to start with any other.
@@ -77,8 +83,11 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
       }
     }))
   })
+  // The whole revocation list is loaded before the server is ready: its first request knows it.
+  if (revocation !== undefined) fastify.addHook('onReady', async () => await revocation.start())
   fastify.addHook('onClose', async () => {
     for (const pool of verifier.pools) pool.store.close()
+    await revocation?.close()
   })
 }
 
@@ -94,8 +103,10 @@ export {
   InvalidOptionError,
   JwksUnavailableError,
   NoTokenError,
+  RevocationUnavailableError,
   TokenExpiredError,
   TokenInvalidError,
+  TokenNotRevocableError,
   TokenRevokedError,
   UserNotFoundError
 } from './lib/errors'
