@@ -8,6 +8,7 @@
  * which the replica's union absorbs. When the subscriber loses Redis, the replica is out of sync;
  * once it is back, subscribe and load again catch up with whatever was written meanwhile.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { RevocationEntry, RevocationStore, RevocationSync } from './revocation'
 import type { RevocationSettings } from './revocation-options'
 
@@ -79,7 +80,8 @@ export class RedisRevocationStore implements RevocationStore {
   private sync!: RevocationSync
   /** 'starting' until the first load, then whether the subscriber is connected. */
   private phase: 'starting' | 'connected' | 'disconnected' | 'closed' = 'starting'
-  private retry: NodeJS.Timeout | undefined
+  /** Stops the resync in progress. */
+  private retries = new AbortController()
 
   constructor (private readonly settings: RevocationSettings) {
     this.client = settings.redis as unknown as Client
@@ -104,8 +106,8 @@ export class RedisRevocationStore implements RevocationStore {
       await this.close()
       throw error
     }
-    // Closed while loading: the subscriber is already gone.
-    if (this.phase === 'starting') this.phase = 'connected'
+    // (Closed meanwhile, the subscriber has no listeners left: the phase no longer matters.)
+    this.phase = 'connected'
   }
 
   async write (entry: RevocationEntry): Promise<void> {
@@ -124,9 +126,9 @@ export class RedisRevocationStore implements RevocationStore {
 
   async close (): Promise<void> {
     this.phase = 'closed'
-    clearTimeout(this.retry)
-    const subscriber = this.subscriber
-    if (subscriber === undefined) return
+    this.retries.abort()
+    // start() made it before its first await.
+    const subscriber = this.subscriber as Client
     for (const event of ['message', 'close', 'ready']) subscriber.removeAllListeners(event)
     subscriber.disconnect()
   }
@@ -154,7 +156,7 @@ export class RedisRevocationStore implements RevocationStore {
   private onClose (): void {
     if (this.phase !== 'connected') return
     this.phase = 'disconnected'
-    clearTimeout(this.retry)
+    this.retries.abort()
     this.sync.disconnected('the subscriber connection to Redis closed')
   }
 
@@ -162,13 +164,24 @@ export class RedisRevocationStore implements RevocationStore {
     if (this.phase !== 'disconnected') return
     this.phase = 'connected'
     this.sync.reconnected()
-    this.resync()
+    this.retries = new AbortController()
+    this.resync(this.retries.signal)
   }
 
-  private resync (): void {
-    this.load().catch((error: Error) => {
-      this.sync.failed(error)
-      if (this.phase === 'connected') this.retry = setTimeout(() => this.resync(), RETRY_MS).unref()
-    })
+  /** Loads until it works, a second apart, or until the subscriber is lost or closed (the signal). */
+  private resync (signal: AbortSignal): void {
+    const loop = async (): Promise<void> => {
+      for (;;) {
+        try {
+          await this.load()
+          return
+        } catch (error) {
+          this.sync.failed(error as Error)
+        }
+        await sleep(RETRY_MS, undefined, { signal, ref: false })
+      }
+    }
+    // An aborted wait ends the loop: a later reconnection starts another.
+    loop().catch(() => {})
   }
 }

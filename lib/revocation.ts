@@ -24,7 +24,7 @@ export interface RevocationSync {
   /** The whole list was loaded after the subscription was in place: the replica is in sync. */
   synced: (durationMs: number) => void
   /** The replica may miss entries from now on. */
-  disconnected: (reason?: string) => void
+  disconnected: (reason: string) => void
   /** The connection is back; a resync follows. */
   reconnected: () => void
   /** An error met on the way (kept for `stats()`). */
@@ -159,14 +159,14 @@ export class RevocationList implements RevocationSync {
     if (wantsRevocationEvents()) publishRevocation({ event: 'synced', entries: this.size(), durationMs })
   }
 
-  disconnected (reason?: string): void {
+  disconnected (reason: string): void {
     if (this.inSync) {
       this.inSync = false
       this.since = Date.now()
     }
-    if (reason !== undefined) this.lastError = reason
+    this.lastError = reason
     this.log.warn({ entries: this.size() }, 'cognito: the revocation list lost its store and may be stale: it keeps enforcing the revocations it knows')
-    if (wantsRevocationEvents()) publishRevocation({ event: 'disconnected', entries: this.size(), ...(reason === undefined ? {} : { reason }) })
+    if (wantsRevocationEvents()) publishRevocation({ event: 'disconnected', entries: this.size(), reason })
   }
 
   reconnected (): void {

@@ -61,3 +61,13 @@ t.test('revocation options are checked at register', async (t) => {
     await app.close()
   }
 })
+
+t.test('a revocation before the server is ready rejects, and is enforced once it is', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(cognitoAuth, { ...issuer.pluginOptions(), revocation: { store: 'memory' } })
+  app.get('/me', { onRequest: app.authenticate }, async () => ({ ok: true }))
+  await t.rejects(app.cognitoRevocation.revokeSession({ jti: 'early' }), { code: 'FST_COGNITO_REVOCATION_UNAVAILABLE', statusCode: 503 })
+  await app.ready()
+  t.equal((await get(app, issuer.idToken({ jti: 'early', origin_jti: undefined }))).statusCode, 401)
+})

@@ -414,7 +414,7 @@ export interface CognitoRevocationEvent {
   entries: number
   /** How long the sync took (for `synced`). */
   durationMs?: number
-  /** Why the connection was lost (for `disconnected`), when the client said. */
+  /** Why the connection was lost (for `disconnected`). */
   reason?: string
 }
 
