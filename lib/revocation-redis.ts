@@ -9,7 +9,10 @@
  * once it is back, subscribe and load again catch up with whatever was written meanwhile.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { RevocationEntry, RevocationStore, RevocationSync } from './revocation'
+import type { CognitoAuthError } from '../types'
+import { RevocationUnavailableError, withReason } from './errors'
+import { publishRevocation, wantsRevocationEvents } from './events'
+import type { RevocationEntry, RevocationReplica, RevocationStore, RevocationSyncStats } from './revocation'
 import type { RevocationSettings } from './revocation-options'
 
 type Listener = (...args: never[]) => void
@@ -77,7 +80,9 @@ export class RedisRevocationStore implements RevocationStore {
   private readonly key: string
   private readonly channel: string
   private subscriber: Client | undefined
-  private sync!: RevocationSync
+  private replica!: RevocationReplica
+  /** What stats() says of the sync; `inSync` turns true once a load completes after a subscription. */
+  private readonly state: RevocationSyncStats = { inSync: false, since: Date.now(), lastSync: null, lastError: null }
   /** 'starting' until the first load, then whether the subscriber is connected. */
   private phase: 'starting' | 'connected' | 'disconnected' | 'closed' = 'starting'
   /** Stops the resync in progress. */
@@ -89,14 +94,14 @@ export class RedisRevocationStore implements RevocationStore {
     this.channel = `${settings.keyPrefix}events`
   }
 
-  async start (sync: RevocationSync): Promise<void> {
-    this.sync = sync
+  async start (replica: RevocationReplica): Promise<void> {
+    this.replica = replica
     const subscriber = this.client.duplicate()
     this.subscriber = subscriber
     // The subscriber listens to one channel only.
     subscriber.on('message', ((_channel: string, message: string) => this.onMessage(message)) as Listener)
     // Without a listener an 'error' event would throw; the errors are kept for stats() instead.
-    subscriber.on('error', ((error: Error) => sync.failed(error)) as Listener)
+    subscriber.on('error', ((error: Error) => this.failed(error)) as Listener)
     subscriber.on('close', () => this.onClose())
     subscriber.on('ready', () => this.onReady())
     try {
@@ -111,6 +116,26 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   async write (entry: RevocationEntry): Promise<void> {
+    try {
+      await this.send(entry)
+    } catch (err) {
+      const error = err as Error
+      this.failed(error)
+      throw withReason(new RevocationUnavailableError({ cause: error }), `Redis did not take the revocation: ${error.message}`)
+    }
+  }
+
+  staleRefusal (): CognitoAuthError | undefined {
+    const { inSync, since } = this.state
+    if (inSync || Date.now() - since <= this.settings.maxStaleMs) return undefined
+    return withReason(new RevocationUnavailableError(), 'the revocation list has been out of sync with Redis for longer than maxStale')
+  }
+
+  syncStats (): RevocationSyncStats {
+    return { ...this.state }
+  }
+
+  private async send (entry: RevocationEntry): Promise<void> {
     const { client, key, settings } = this
     // A client that is reconnecting would queue the command: answer now instead of maybe later.
     if (client.status !== undefined && client.status !== 'ready') throw new Error(`the Redis client is ${client.status}`)
@@ -136,34 +161,54 @@ export class RedisRevocationStore implements RevocationStore {
   /** Subscribes (again: idempotent, and ordered before the load), then loads the whole set. */
   private async load (): Promise<void> {
     const { client, key, settings } = this
-    const { sync } = this
+    const { replica, state } = this
     const started = Date.now()
     await withTimeout((this.subscriber as Client).subscribe(this.channel), settings.timeoutMs, 'the subscription')
     const flat = await withTimeout(client.zrangebyscore(key, started, '+inf', 'WITHSCORES'), settings.timeoutMs, 'the load')
     for (let i = 0; i < flat.length; i += 2) {
       const entry = decode(flat[i], Number(flat[i + 1]))
-      if (entry !== undefined) sync.apply(entry)
+      if (entry !== undefined) replica.apply(entry)
     }
-    sync.synced(Date.now() - started)
+    const now = Date.now()
+    replica.prune(now)
+    state.lastSync = now
+    if (!state.inSync) {
+      state.inSync = true
+      state.since = now
+    }
+    const durationMs = now - started
+    replica.log.debug({ entries: replica.size(), durationMs }, 'cognito: revocation list loaded from Redis')
+    if (wantsRevocationEvents()) publishRevocation({ event: 'synced', entries: replica.size(), durationMs })
+  }
+
+  private failed (error: Error): void {
+    this.state.lastError = error.message
   }
 
   private onMessage (message: string): void {
     const space = message.indexOf(' ')
     const entry = decode(message.slice(space + 1), Number(message.slice(0, space)))
-    if (entry !== undefined) this.sync.apply(entry)
+    if (entry !== undefined) this.replica.apply(entry)
   }
 
   private onClose (): void {
     if (this.phase !== 'connected') return
     this.phase = 'disconnected'
     this.retries.abort()
-    this.sync.disconnected('the subscriber connection to Redis closed')
+    const { replica, state } = this
+    const reason = 'the subscriber connection to Redis closed'
+    state.inSync = false
+    state.since = Date.now()
+    state.lastError = reason
+    replica.log.warn({ entries: replica.size() }, 'cognito: the revocation list lost Redis and may be stale; it keeps enforcing the revocations it knows')
+    if (wantsRevocationEvents()) publishRevocation({ event: 'disconnected', entries: replica.size(), reason })
   }
 
   private onReady (): void {
     if (this.phase !== 'disconnected') return
     this.phase = 'connected'
-    this.sync.reconnected()
+    this.replica.log.info('cognito: the revocation list reached Redis again; resyncing')
+    if (wantsRevocationEvents()) publishRevocation({ event: 'reconnected', entries: this.replica.size() })
     this.retries = new AbortController()
     this.resync(this.retries.signal)
   }
@@ -176,7 +221,7 @@ export class RedisRevocationStore implements RevocationStore {
           await this.load()
           return
         } catch (error) {
-          this.sync.failed(error as Error)
+          this.failed(error as Error)
         }
         await sleep(RETRY_MS, undefined, { signal, ref: false })
       }
@@ -184,4 +229,8 @@ export class RedisRevocationStore implements RevocationStore {
     // An aborted wait ends the loop: a later reconnection starts another.
     loop().catch(() => {})
   }
+}
+
+export function createStore (settings: RevocationSettings): RevocationStore {
+  return new RedisRevocationStore(settings)
 }

@@ -9,42 +9,47 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { CognitoAuthError, CognitoBaseClaims, CognitoClaims, CognitoRevocation, RevocationStats } from '../types'
-import { InvalidOptionError, RevocationUnavailableError, TokenNotRevocableError, TokenRevokedError, withReason } from './errors'
-import { publishRevocation, wantsRevocationEvents } from './events'
+import { InvalidOptionError, TokenNotRevocableError, TokenRevokedError, withReason } from './errors'
 import type { RevocationSettings } from './revocation-options'
 
 export type RevocationEntry =
   | { kind: 'session', id: string, expires: number }
   | { kind: 'user', iss: string, sub: string, mark: number, expires: number }
 
-/** What a store tells the replica. */
-export interface RevocationSync {
-  /** An entry from the store: loaded, or published by any instance (this one included). */
+/** What a store may do with the replica. */
+export interface RevocationReplica {
+  /** Adds an entry: loaded, or published by any instance (this one included). Idempotent. */
   apply: (entry: RevocationEntry) => void
-  /** The whole list was loaded after the subscription was in place: the replica is in sync. */
-  synced: (durationMs: number) => void
-  /** The replica may miss entries from now on. */
-  disconnected: (reason: string) => void
-  /** The connection is back; a resync follows. */
-  reconnected: () => void
-  /** An error met on the way (kept for `stats()`). */
-  failed: (error: Error) => void
+  /** Drops the entries expired at `now`. */
+  prune: (now: number) => void
+  /** Entries held. */
+  size: () => number
+  readonly log: FastifyBaseLogger
 }
 
-/** Where the entries live beyond this process. */
+export type RevocationSyncStats = Pick<RevocationStats, 'inSync' | 'since' | 'lastSync' | 'lastError'>
+
+/** Where the entries live beyond this process, and whether the replica is in sync with it. */
 export interface RevocationStore {
-  /** Subscribes, then loads every entry into `sync`; resolves once loaded. */
-  start: (sync: RevocationSync) => Promise<void>
-  /** Resolves once the store holds the entry (and has told the other instances). */
+  /** Subscribes to the entries, then loads them all into the replica; resolves once loaded. */
+  start: (replica: RevocationReplica) => Promise<void>
+  /** Resolves once the store holds the entry (and has told the other instances); rejects with FST_COGNITO_REVOCATION_UNAVAILABLE. */
   write: (entry: RevocationEntry) => Promise<void>
   close: () => Promise<void>
+  /** The error to refuse every token with while the replica cannot be trusted; undefined otherwise. */
+  staleRefusal: () => CognitoAuthError | undefined
+  syncStats: () => RevocationSyncStats
 }
 
-/** A single process's list: the replica is all there is. */
-const memoryStore: RevocationStore = {
-  start: async (sync) => sync.synced(0),
-  write: async () => {},
-  close: async () => {}
+/**
+ * A store's module, by the store's name: lib/revocation-memory.ts or lib/revocation-redis.ts. The
+ * Redis side is loaded only by the applications that use it (and by the tests that run a
+ * redis-server: a machine without one leaves it out of the coverage it measures).
+ */
+function createStore (settings: RevocationSettings): RevocationStore {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createStore } = require(`./revocation-${settings.store}`) as { createStore: (settings: RevocationSettings) => RevocationStore }
+  return createStore(settings)
 }
 
 /** How often expired entries are dropped from the replica. */
@@ -65,25 +70,22 @@ function nonEmpty (value: unknown): value is string {
   return typeof value === 'string' && value !== ''
 }
 
-export class RevocationList implements RevocationSync {
+export class RevocationList implements RevocationReplica {
   /** Session id -> expiry (epoch ms). */
   private readonly sessions = new Map<string, number>()
   /** iss -> sub -> the mark (seconds) and its expiry (epoch ms). */
   private readonly users = new Map<string, Map<string, { mark: number, expires: number }>>()
   private userCount = 0
-  private store: RevocationStore | undefined
-  private inSync = false
-  private since = Date.now()
-  private lastSync: number | null = null
-  private lastError: string | null = null
+  private readonly store: RevocationStore
   private pruneTimer: NodeJS.Timeout | undefined
   readonly api: CognitoRevocation
 
   constructor (
     private readonly settings: RevocationSettings,
     private readonly issuers: ReadonlySet<string>,
-    private readonly log: FastifyBaseLogger
+    readonly log: FastifyBaseLogger
   ) {
+    this.store = createStore(settings)
     this.api = {
       revokeSession: async (claims) => await this.revokeSession(claims),
       signOutUser: async (user) => await this.signOutUser(user),
@@ -93,18 +95,13 @@ export class RevocationList implements RevocationSync {
 
   /** Loads the whole list (before the server is ready); rejects if the store cannot give it. */
   async start (): Promise<void> {
-    const { settings } = this
-    // The Redis side is loaded only by the applications that use it.
-    this.store = settings.store === 'memory'
-      ? memoryStore
-      : new (await import('./revocation-redis')).RedisRevocationStore(settings)
     this.pruneTimer = setInterval(() => this.prune(Date.now()), PRUNE_INTERVAL_MS).unref()
     await this.store.start(this)
   }
 
   async close (): Promise<void> {
     clearInterval(this.pruneTimer)
-    await this.store?.close()
+    await this.store.close()
   }
 
   /**
@@ -124,10 +121,8 @@ export class RevocationList implements RevocationSync {
         return withReason(new TokenRevokedError(), 'the user was signed out after this sign-in')
       }
     }
-    if (!this.inSync && Date.now() - this.since > this.settings.maxStaleMs) {
-      return withReason(new RevocationUnavailableError(), 'the revocation list has been out of sync longer than maxStale')
-    }
-    return undefined
+    // Only a store that can fall out of sync has a refusal of its own (lib/revocation-redis.ts).
+    return this.store.staleRefusal()
   }
 
   apply (entry: RevocationEntry): void {
@@ -147,56 +142,22 @@ export class RevocationList implements RevocationSync {
     if (known === undefined || known.mark < entry.mark) subs.set(entry.sub, { mark: entry.mark, expires: entry.expires })
   }
 
-  synced (durationMs: number): void {
-    const now = Date.now()
-    this.prune(now)
-    this.lastSync = now
-    if (!this.inSync) {
-      this.inSync = true
-      this.since = now
-    }
-    this.log.debug({ entries: this.size(), durationMs }, 'cognito: revocation list loaded')
-    if (wantsRevocationEvents()) publishRevocation({ event: 'synced', entries: this.size(), durationMs })
-  }
-
-  disconnected (reason: string): void {
-    if (this.inSync) {
-      this.inSync = false
-      this.since = Date.now()
-    }
-    this.lastError = reason
-    this.log.warn({ entries: this.size() }, 'cognito: the revocation list lost its store and may be stale: it keeps enforcing the revocations it knows')
-    if (wantsRevocationEvents()) publishRevocation({ event: 'disconnected', entries: this.size(), reason })
-  }
-
-  reconnected (): void {
-    this.log.info('cognito: the revocation list reached its store again; resyncing')
-    if (wantsRevocationEvents()) publishRevocation({ event: 'reconnected', entries: this.size() })
-  }
-
-  failed (error: Error): void {
-    this.lastError = error.message
-  }
-
   stats (): RevocationStats {
     return {
       store: this.settings.store,
       entries: this.size(),
       sessions: this.sessions.size,
       users: this.userCount,
-      inSync: this.inSync,
-      since: this.since,
-      lastSync: this.lastSync,
-      lastError: this.lastError
+      ...this.store.syncStats()
     }
   }
 
-  private size (): number {
+  size (): number {
     return this.sessions.size + this.userCount
   }
 
   /** Drops the entries whose tokens have all expired: the replica's memory stays bounded. */
-  private prune (now: number): void {
+  prune (now: number): void {
     for (const [id, expires] of this.sessions) if (expires <= now) this.sessions.delete(id)
     for (const [iss, subs] of this.users) {
       for (const [sub, { expires }] of subs) {
@@ -227,15 +188,6 @@ export class RevocationList implements RevocationSync {
   /** Enforced here first, whatever the store answers; resolves once the store has it too. */
   private async write (entry: RevocationEntry): Promise<void> {
     this.apply(entry)
-    if (this.store === undefined) {
-      throw withReason(new RevocationUnavailableError(), 'the revocation list is not loaded yet: wait for the server to be ready')
-    }
-    try {
-      await this.store.write(entry)
-    } catch (err) {
-      const error = err as Error
-      this.lastError = error.message
-      throw withReason(new RevocationUnavailableError({ cause: error }), `the store did not take the revocation: ${error.message}`)
-    }
+    await this.store.write(entry)
   }
 }

@@ -62,12 +62,12 @@ t.test('revocation options are checked at register', async (t) => {
   }
 })
 
-t.test('a revocation before the server is ready rejects, and is enforced once it is', async (t) => {
+t.test('a revocation before the server is ready is enforced once it is', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(cognitoAuth, { ...issuer.pluginOptions(), revocation: { store: 'memory' } })
   app.get('/me', { onRequest: app.authenticate }, async () => ({ ok: true }))
-  await t.rejects(app.cognitoRevocation.revokeSession({ jti: 'early' }), { code: 'FST_COGNITO_REVOCATION_UNAVAILABLE', statusCode: 503 })
+  await app.cognitoRevocation.revokeSession({ jti: 'early' })
   await app.ready()
   t.equal((await get(app, issuer.idToken({ jti: 'early', origin_jti: undefined }))).statusCode, 401)
 })
