@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { VARIANTS, type Variant } from './config'
 import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, type Measurement } from './load'
 import { formatHeap, measureHeap } from './memory'
+import { runRevocationStep } from './revocation'
 import { startServer, stopAllServers, stopServersOnExit, type RunningServer } from './processes'
 import { checkTargets, formatTable, formatTargets, summarize, type Summary } from './report'
 import { distinctTokens, knownUserToken, openPool, refusedTokens } from './tokens'
@@ -21,6 +22,7 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --connections <n>     autocannon connections (default 32)
   --tokens <n>          distinct tokens of workload b (default 20000)
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
+  --revocation-entries <n>  revoked sessions of the revocation step (needs redis-server), 0 to skip it (default 100000)
   --workloads <list>    e.g. a,c (default a,b,c)
   --variants <list>     e.g. none,floor,plugin (default all)
   --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
@@ -38,6 +40,7 @@ interface Settings {
   warmup: number
   distinctTokens: number
   memoryTokens: number
+  revocationEntries: number
   workloads: Workload[]
   variants: Variant[]
   cpuProf: Variant[]
@@ -54,6 +57,7 @@ function readSettings (): Settings {
       connections: { type: 'string' },
       tokens: { type: 'string' },
       'memory-tokens': { type: 'string' },
+      'revocation-entries': { type: 'string' },
       workloads: { type: 'string' },
       variants: { type: 'string' },
       'cpu-prof': { type: 'string' }
@@ -87,6 +91,7 @@ function readSettings (): Settings {
     warmup: number('warmup', 1, 0.5),
     distinctTokens: Math.round(number('tokens', 20_000, 5_000)),
     memoryTokens: Math.round(number('memory-tokens', 100_000, 10_000)),
+    revocationEntries: Math.round(number('revocation-entries', 100_000, 100_000)),
     workloads: list('workloads', workloads, workloads),
     variants: list('variants', VARIANTS, VARIANTS),
     cpuProf: list('cpu-prof', VARIANTS, [])
@@ -151,6 +156,15 @@ async function main (): Promise<void> {
       console.log(`\nMemory: plugin server (default token cache, 1000 entries), ${tokens.length} distinct valid tokens sent once each; ` +
         'heap used after a full GC')
       console.log(formatHeap(readings))
+    }
+    if (settings.revocationEntries > 0 && settings.variants.includes('plugin')) {
+      await runRevocationStep(issuer, jwksUri, context.knownUser, {
+        load: settings.load,
+        rounds: settings.rounds,
+        warmup: settings.warmup,
+        entries: settings.revocationEntries,
+        propagationSamples: 200
+      }, log)
     }
     console.log(`\nload average at the end: ${loadavg().map((n) => n.toFixed(2)).join(' ')}`)
     if (settings.cpuProf.length > 0) console.log(`CPU profiles: ${context.profileDir}`)
