@@ -9,6 +9,7 @@ import { Writable } from 'node:stream'
 import FakeTimers from '@sinonjs/fake-timers'
 import Fastify from 'fastify'
 import Redis from 'ioredis'
+import Valkey from 'iovalkey'
 import t, { type Test } from 'tap'
 import cognitoAuth, { channels, type CognitoRevocationEvent, type RedisRevocationOptions } from '../index'
 import { RedisServer, redisSkip } from './helpers/redis-server'
@@ -62,6 +63,21 @@ if (redisSkip !== false) {
     isRevokedResponse(t, await get(three, session), 'a later instance refuses from its first request')
     isRevokedResponse(t, await get(three, user))
     t.match(three.cognitoRevocation.stats(), { store: 'redis', entries: 2, sessions: 1, users: 1, inSync: true, lastError: null })
+  })
+
+  t.test('an iovalkey client works the same', async (t) => {
+    const keyPrefix = `test:${randomUUID()}:`
+    const valkey = (): Valkey => {
+      const client = new Valkey({ port: server.port, host: '127.0.0.1' })
+      t.teardown(() => client.disconnect())
+      return client
+    }
+    const one = await buildApp(t, { redis: valkey(), keyPrefix })
+    const two = await buildApp(t, { redis: valkey(), keyPrefix })
+    const token = issuer.idToken()
+    await one.cognitoRevocation.revokeSession(claimsOf(token))
+    await eventually(async () => (await get(two, token)).statusCode === 401)
+    isRevokedResponse(t, await get(two, token))
   })
 
   t.test('Redis holds each entry until the tokens it revokes expire', async (t) => {
