@@ -12,8 +12,10 @@ import cognitoAuth, {
   InvalidOptionError,
   JwksUnavailableError,
   NoTokenError,
+  RevocationUnavailableError,
   TokenExpiredError,
   TokenInvalidError,
+  TokenNotRevocableError,
   TokenRevokedError,
   UserNotFoundError
 } from '../index'
@@ -28,7 +30,9 @@ t.test('each exported error has its code and status', async (t) => {
     [TokenRevokedError, 'FST_COGNITO_TOKEN_REVOKED', 401],
     [UserNotFoundError, 'FST_COGNITO_USER_NOT_FOUND', 401],
     [ForbiddenError, 'FST_COGNITO_FORBIDDEN', 403],
-    [JwksUnavailableError, 'FST_COGNITO_JWKS_UNAVAILABLE', 503]
+    [JwksUnavailableError, 'FST_COGNITO_JWKS_UNAVAILABLE', 503],
+    [RevocationUnavailableError, 'FST_COGNITO_REVOCATION_UNAVAILABLE', 503],
+    [TokenNotRevocableError, 'FST_COGNITO_TOKEN_NOT_REVOCABLE', 500]
   ]
   for (const [ErrorClass, code, statusCode] of table) {
     const error = new ErrorClass()
