@@ -31,6 +31,13 @@ t.test('the memory store is in sync from the start, and each instance has its ow
   t.type(stats.lastSync, 'number')
 })
 
+t.test('a misspelt revocation option refuses register instead of turning the list off', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(cognitoAuth, { ...issuer.pluginOptions(), revocaton: { store: 'memory' } } as never)
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_COGNITO_INVALID_OPTION', message: 'Invalid option revocaton: is not an option; did you mean revocation?' })
+})
+
 t.test('revocation options are checked at register', async (t) => {
   const client = { duplicate () {}, multi () {}, zrangebyscore () {}, subscribe () {}, on () {} }
   const cases: Array<[unknown, RegExp]> = [
