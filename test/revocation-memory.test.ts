@@ -3,9 +3,10 @@
  * decorator of an instance without the option. The same behaviour runs on Redis in
  * test/revocation-redis.test.ts.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import t from 'tap'
-import cognitoAuth, { type RevocationOptions } from '../index'
+import cognitoAuth, { channels, type CognitoRevocationEvent, type RevocationOptions } from '../index'
 import { buildApp, get, issuer, revocationBehaviour } from './helpers/revocation-behaviour'
 
 revocationBehaviour(t, () => ({ store: 'memory' }), 'memory')
@@ -36,6 +37,16 @@ t.test('a misspelt revocation option refuses register instead of turning the lis
   t.teardown(() => app.close())
   app.register(cognitoAuth, { ...issuer.pluginOptions(), revocaton: { store: 'memory' } } as never)
   await t.rejects(async () => { await app.ready() }, { code: 'FST_COGNITO_INVALID_OPTION', message: 'Invalid option revocaton: is not an option; did you mean revocation?' })
+})
+
+t.test('the memory list reports its one sync, at start, on the revocation channel', async (t) => {
+  const events: CognitoRevocationEvent[] = []
+  const listener = (message: unknown): void => { events.push(message as CognitoRevocationEvent) }
+  subscribe(channels.revocation, listener)
+  t.teardown(() => { unsubscribe(channels.revocation, listener) })
+  const app = await buildApp(t, { store: 'memory' })
+  await app.cognitoRevocation.revokeSession({ jti: 'after' })
+  t.same(events, [{ event: 'synced', entries: 0, durationMs: 0 }])
 })
 
 t.test('revocation options are checked at register', async (t) => {
