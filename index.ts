@@ -13,6 +13,7 @@
  *                        the app client (`aud` or `client_id`), an access token's `audience`
  *     lib/token-cache.ts tokens already verified
  *   lib/authenticate.ts  revocation, `resolveUser`, then `request.cognitoClaims`/`cognitoUser`
+ *     lib/revocation.ts  the revocation list's in-process replica (lib/revocation-redis.ts: in Redis)
  *   lib/authorize.ts     `requireGroups`, `requireScopes`
  *   lib/errors.ts        codes, statuses and `WWW-Authenticate` challenges
  * Options are checked once, in lib/options.ts; lib/route-guard.ts refuses to start a server with a
@@ -27,6 +28,7 @@ import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
 import { parseOptions } from './lib/options'
 import { guardLateInstance, kRouteGuard, LATE_IMPORT_WARNING, wireRoute } from './lib/route-guard'
+import { RevocationList, revocationNotConfigured } from './lib/revocation'
 import { CognitoVerifier } from './lib/verify'
 
 async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {
@@ -41,7 +43,10 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   }
   const settings = parseOptions(options)
   const verifier = new CognitoVerifier({ ...settings, log: fastify.log })
-  const context = { settings, verifier }
+  const revocation = settings.revocation === undefined
+    ? undefined
+    : new RevocationList(settings.revocation, (iss) => verifier.directory.mayIssue(iss), fastify.log)
+  const context = { settings, verifier, revocation }
   const authenticate = createAuthenticate(context, false)
   const authenticateOptional = createAuthenticate(context, true)
   const { requireGroups, requireScopes } = createRequirements(settings.realm)
@@ -54,6 +59,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   fastify.decorate('requireGroups', requireGroups)
   fastify.decorate('requireScopes', requireScopes)
   fastify.decorate('cognitoKeyStores', () => verifier.pools.map((pool) => pool.store.stats()))
+  fastify.decorate('cognitoRevocation', revocation?.api ?? revocationNotConfigured)
 
   // Routes may declare their needs in `config.cognito` instead of listing hooks. onRoute sees the
   // routes declared once the plugin has loaded; lib/route-guard.ts refuses to start with any other.
@@ -83,8 +89,11 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
       }
     }))
   })
+  // The whole revocation list is loaded before the server is ready: its first request knows it.
+  if (revocation !== undefined) fastify.addHook('onReady', async () => await revocation.start())
   fastify.addHook('onClose', async () => {
     verifier.close()
+    await revocation?.close()
   })
 }
 
@@ -102,8 +111,10 @@ export {
   JwksUnavailableError,
   NoTokenError,
   PoolUnavailableError,
+  RevocationUnavailableError,
   TokenExpiredError,
   TokenInvalidError,
+  TokenNotRevocableError,
   TokenRevokedError,
   UserNotFoundError
 } from './lib/errors'

@@ -26,6 +26,8 @@ export interface ServerSpec {
   jwksUri: string
   /** Look the user up (asynchronously) after verification. */
   resolveUser: boolean
+  /** The plugin with its revocation list in this Redis (the revocation step). */
+  revocation?: { redisPort: number, keyPrefix: string }
 }
 
 /** The route a server answers on. */
@@ -33,3 +35,5 @@ export const ROUTE = '/'
 /** Internal routes: the heap after a full collection, and the CPU time the process has used. */
 export const HEAP_ROUTE = '/__heap'
 export const CPU_ROUTE = '/__cpu'
+/** The revocation step: POST `{ "origin_jti": ... }` revokes that session (answers once revokeSession resolved). */
+export const REVOKE_ROUTE = '/__revoke'

@@ -10,6 +10,7 @@ import { formatCold, runColdStart } from './cold'
 import { OPTIONAL_VARIANTS, VARIANTS, type Variant } from './config'
 import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, type Measurement } from './load'
 import { formatHeap, measureHeap } from './memory'
+import { runRevocationStep } from './revocation'
 import { startServer, stopAllServers, stopServersOnExit, type RunningServer } from './processes'
 import { checkTargets, formatTable, formatTargets, summarize, type Summary } from './report'
 import { runTenants, TENANTS } from './tenants'
@@ -23,6 +24,7 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --connections <n>     autocannon connections (default 32)
   --tokens <n>          distinct tokens of workload b (default 20000)
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
+  --revocation-entries <n>  revoked sessions of the revocation step (needs redis-server), 0 to skip it (default 100000)
   --workloads <list>    e.g. a,c (default a,b,c,t,cold)
   --samples <n>         fresh processes per program of the cold workload (default 15)
   --variants <list>     e.g. none,floor,plugin (default all but plugin+events)
@@ -46,6 +48,7 @@ interface Settings {
   distinctTokens: number
   memoryTokens: number
   samples: number
+  revocationEntries: number
   workloads: Workload[]
   variants: Variant[]
   cpuProf: Variant[]
@@ -63,6 +66,7 @@ function readSettings (): Settings {
       tokens: { type: 'string' },
       'memory-tokens': { type: 'string' },
       samples: { type: 'string' },
+      'revocation-entries': { type: 'string' },
       workloads: { type: 'string' },
       variants: { type: 'string' },
       'cpu-prof': { type: 'string' }
@@ -97,6 +101,7 @@ function readSettings (): Settings {
     distinctTokens: Math.round(number('tokens', 20_000, 5_000)),
     memoryTokens: Math.round(number('memory-tokens', 100_000, 10_000)),
     samples: Math.max(1, Math.round(number('samples', 15, 5))),
+    revocationEntries: Math.round(number('revocation-entries', 100_000, 100_000)),
     workloads: list('workloads', workloads, workloads),
     variants: list('variants', VARIANTS, VARIANTS.filter((variant) => !OPTIONAL_VARIANTS.includes(variant))),
     cpuProf: list('cpu-prof', VARIANTS, [])
@@ -172,6 +177,15 @@ async function main (): Promise<void> {
       console.log(`\nMemory: plugin server (default token cache, 1000 entries), ${tokens.length} distinct valid tokens sent once each; ` +
         'heap used after a full GC')
       console.log(formatHeap(readings))
+    }
+    if (settings.revocationEntries > 0 && settings.variants.includes('plugin')) {
+      await runRevocationStep(issuer, jwksUri, context.knownUser, {
+        load: settings.load,
+        rounds: settings.rounds,
+        warmup: settings.warmup,
+        entries: settings.revocationEntries,
+        propagationSamples: 200
+      }, log)
     }
     console.log(`\nload average at the end: ${loadavg().map((n) => n.toFixed(2)).join(' ')}`)
     if (settings.cpuProf.length > 0) console.log(`CPU profiles: ${context.profileDir}`)

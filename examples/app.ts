@@ -4,6 +4,7 @@
  *   GET /me      any signed-in user (ID or access token): their row in the app's user store
  *   GET /admin   users in the Cognito group `admin`
  *   GET /orders  access tokens granted the OAuth scope `orders/read`
+ *   POST /logout signs the caller's session out: its tokens are refused from then on
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 // This example imports the plugin's source so it runs without a build; an application writes
@@ -36,7 +37,10 @@ export function buildApp ({ cognito, users, logger = false }: AppOptions): Fasti
     // also carry the OAuth scopes that /orders asks for.
     tokenUse: 'any',
     // Runs once the token is verified; its result becomes `request.cognitoUser`.
-    resolveUser: (claims) => users.findOrCreate(claims)
+    resolveUser: (claims) => users.findOrCreate(claims),
+    // The revocation list behind POST /logout. In memory it holds for this one process; an API
+    // that runs several instances gives its Redis client instead: `revocation: { redis }`.
+    revocation: { store: 'memory' }
   })
 
   // The routes are a plugin of their own, loaded once cognitoAuth is: `api.authenticate` and the
@@ -55,6 +59,13 @@ export function buildApp ({ cognito, users, logger = false }: AppOptions): Fasti
     api.get('/orders', { config: { cognito: { scopes: ['orders/read'] } } }, async (request) => {
       const user = request.cognitoUser as User // never null here: the route requires a token
       return { owner: user.id, orders: [{ id: 1, item: 'coffee beans', quantity: 2 }] }
+    })
+
+    // Every ID and access token of the caller's sign-in is refused from now on. The client also
+    // calls Cognito's RevokeToken with its refresh token, so that no new ones are issued.
+    api.post('/logout', { onRequest: [api.authenticate] }, async (request, reply) => {
+      await api.cognitoRevocation.revokeSession(request.cognitoClaims!)
+      return reply.code(204).send()
     })
   })
 

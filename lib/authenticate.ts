@@ -12,6 +12,7 @@ import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserN
 import { publishAuthenticated, publishRefused, wantsRefusedEvents } from './events'
 import { extractFromHeader, type Extracted } from './extract'
 import type { Settings } from './options'
+import type { RevocationList } from './revocation'
 import type { VerifiedToken } from './token-cache'
 import type { CognitoVerifier } from './verify'
 
@@ -20,6 +21,8 @@ type Done = (err?: Error) => void
 export interface AuthenticateContext {
   settings: Settings
   verifier: CognitoVerifier
+  /** The revocation list's replica, with the `revocation` option. */
+  revocation?: RevocationList
 }
 
 /**
@@ -86,7 +89,7 @@ function claimsAsUser (claims: CognitoClaims): CognitoUser {
   return claims as unknown as CognitoUser
 }
 
-export function createAuthenticate ({ settings, verifier }: AuthenticateContext, optional: boolean): CognitoHook {
+export function createAuthenticate ({ settings, verifier, revocation }: AuthenticateContext, optional: boolean): CognitoHook {
   const { realm, resolveUser, isRevoked, revocationCacheTtlMs, extractToken } = settings
   const extract: (request: FastifyRequest) => Extracted = extractToken === undefined
     ? extractFromHeader
@@ -98,6 +101,12 @@ export function createAuthenticate ({ settings, verifier }: AuthenticateContext,
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
   function accept (request: FastifyRequest, verified: VerifiedToken, cached: boolean, done: Done): void {
+    // The replica's check is a lookup in memory, for cached tokens too; isRevoked may follow.
+    const refusal = revocation?.refusal(verified.claims)
+    if (refusal !== undefined) {
+      refuseRequest(request, realm, refusal, done)
+      return
+    }
     if (!needsMore) {
       request.cognitoClaims = verified.claims
       request.cognitoUser = claimsAsUser(verified.claims)

@@ -43,6 +43,21 @@ export const PoolUnavailableError = createError(
   Error,
   noStack
 )
+/** The revocation list cannot vouch for a request (out of sync past `maxStale`), or cannot take a revocation. */
+export const RevocationUnavailableError = createError(
+  'FST_COGNITO_REVOCATION_UNAVAILABLE',
+  'The revocation list is unavailable; try again later',
+  503,
+  Error,
+  noStack
+)
+/** A token without `origin_jti` or `jti` cannot be revoked on its own. */
+export const TokenNotRevocableError = createError(
+  'FST_COGNITO_TOKEN_NOT_REVOCABLE',
+  'The token has no origin_jti or jti; enable token revocation on the app client',
+  500,
+  TypeError
+)
 export const InvalidOptionError = createError<[string, string]>('FST_COGNITO_INVALID_OPTION', 'Invalid option %s: %s', 500, TypeError)
 /**
  * A hook of the application (`isRevoked`, `resolveUser`) failed without an error to answer with:

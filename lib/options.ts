@@ -15,6 +15,7 @@ import type {
 import { InvalidOptionError } from './errors'
 import { parseJwks, type ParsedKeySet } from './jwk'
 import { REGISTER_KEYS, refuseUnknownKeys } from './option-keys'
+import { parseRevocation, type RevocationSettings } from './revocation-options'
 
 export interface PoolSettings {
   userPoolId: string
@@ -63,6 +64,8 @@ export interface Settings {
   resolveUser?: (claims: CognitoClaims, request: FastifyRequest) => CognitoUser | null | undefined | Promise<CognitoUser | null | undefined>
   isRevoked?: (claims: CognitoClaims, request: FastifyRequest) => boolean | Promise<boolean>
   revocationCacheTtlMs: number
+  /** The revocation list's store; undefined without the `revocation` option. */
+  revocation?: RevocationSettings
   extractToken?: TokenExtractor
   jwks: JwksSettings
   /** 0 turns the cache off. */
@@ -80,6 +83,7 @@ const SHARED_KEYS = [
   'resolveUser',
   'isRevoked',
   'revocationCacheTtl',
+  'revocation',
   'extractToken',
   'realm',
   'maxTokenLength',
@@ -291,6 +295,7 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
     resolveUser: optionalFunction(options.resolveUser, 'resolveUser'),
     isRevoked: optionalFunction(options.isRevoked, 'isRevoked'),
     revocationCacheTtlMs: seconds(options.revocationCacheTtl, 'revocationCacheTtl', 0),
+    revocation: parseRevocation(options.revocation),
     extractToken: optionalFunction(options.extractToken, 'extractToken'),
     jwks: {
       ttlMs: seconds(jwksCache.ttl, 'jwksCache.ttl', 600, { positive: true }),

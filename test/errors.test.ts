@@ -14,8 +14,10 @@ import cognitoAuth, {
   JwksUnavailableError,
   NoTokenError,
   PoolUnavailableError,
+  RevocationUnavailableError,
   TokenExpiredError,
   TokenInvalidError,
+  TokenNotRevocableError,
   TokenRevokedError,
   UserNotFoundError
 } from '../index'
@@ -31,7 +33,9 @@ t.test('each exported error has its code and status', async (t) => {
     [UserNotFoundError, 'FST_COGNITO_USER_NOT_FOUND', 401],
     [ForbiddenError, 'FST_COGNITO_FORBIDDEN', 403],
     [JwksUnavailableError, 'FST_COGNITO_JWKS_UNAVAILABLE', 503],
-    [PoolUnavailableError, 'FST_COGNITO_POOL_UNAVAILABLE', 503]
+    [PoolUnavailableError, 'FST_COGNITO_POOL_UNAVAILABLE', 503],
+    [RevocationUnavailableError, 'FST_COGNITO_REVOCATION_UNAVAILABLE', 503],
+    [TokenNotRevocableError, 'FST_COGNITO_TOKEN_NOT_REVOCABLE', 500]
   ]
   for (const [ErrorClass, code, statusCode] of table) {
     const error = new ErrorClass()

@@ -43,6 +43,22 @@ t.test('GET / is public', async (t) => {
   t.equal(body.hello, 'world')
 })
 
+t.test('POST /logout: every token of the sign-in is refused afterwards, other sign-ins pass', async (t) => {
+  const { app, issuer } = setup(t)
+  const sub = '0b6d37a4-93a1-4d4f-8a39-6f1f7e1f2a10'
+  const id = issuer.idToken({ sub })
+  const origin = JSON.parse(Buffer.from(id.split('.')[1], 'base64url').toString()).origin_jti as string
+  const access = issuer.accessToken({ sub, origin_jti: origin })
+  t.equal((await get(app, '/me', id)).status, 200)
+  const logout = await app.inject({ method: 'POST', url: '/logout', headers: { authorization: `Bearer ${access}` } })
+  t.equal(logout.statusCode, 204)
+  const after = await get(app, '/me', id)
+  t.equal(after.status, 401)
+  t.equal(after.body.code, 'FST_COGNITO_TOKEN_REVOKED')
+  t.equal((await get(app, '/me', issuer.idToken({ sub }))).status, 200, 'a new sign-in passes')
+  t.equal((await app.inject({ method: 'POST', url: '/logout' })).statusCode, 401, 'no token, no logout')
+})
+
 t.test('wrong pool options fail startup with the plugin\'s own error', async (t) => {
   const users = new UserStore()
   t.teardown(() => users.close())

@@ -542,3 +542,25 @@ t.test('revocation and JWKS outages hold for resolved pools as for configured on
   t.equal(down.json<{ code: string }>().code, 'FST_COGNITO_JWKS_UNAVAILABLE')
   t.match(h.app.cognitoKeyStores().find((store) => store.jwksUri === host.uri('eu-central-1_Gone')), { failures: 1, keys: 0 })
 })
+
+t.test('the revocation list holds for resolved pools: a session revoked, a user of a tenant signed out', async (t) => {
+  const [a, b] = issuers
+  const h = await harness(t, { revocation: { store: 'memory' } })
+  const originJti = 'sign-in-of-alice'
+  const session = a.idToken({ sub: 'alice', origin_jti: originJti })
+  const sameSignIn = a.accessToken({ sub: 'alice', origin_jti: originJti })
+  const me = await h.get(session)
+  t.equal(me.statusCode, 200)
+  await h.app.cognitoRevocation.revokeSession({ origin_jti: originJti })
+  t.equal((await h.get(session)).json<{ code: string }>().code, 'FST_COGNITO_TOKEN_REVOKED', 'the revoked session, from the token cache or not')
+  t.equal((await h.get(sameSignIn)).json<{ code: string }>().code, 'FST_COGNITO_TOKEN_REVOKED', 'every token of that sign-in')
+
+  // A user is signed out by the issuer of the tenant's pool, known only to the resolver.
+  const bob = b.idToken({ sub: 'bob', auth_time: Math.floor(Date.now() / 1000) - 10 })
+  t.equal((await h.get(bob)).statusCode, 200)
+  await h.app.cognitoRevocation.signOutUser({ iss: b.issuer, sub: 'bob' })
+  t.equal((await h.get(bob)).json<{ code: string }>().code, 'FST_COGNITO_TOKEN_REVOKED', 'bob, signed out')
+  t.equal((await h.get(a.idToken({ sub: 'bob', auth_time: Math.floor(Date.now() / 1000) - 10 }))).statusCode, 200, 'a user of the same sub in another tenant is not')
+  await t.rejects(h.app.cognitoRevocation.signOutUser({ iss: 'https://example.com/eu-central-1_Tenant1', sub: 'bob' }), /not an issuer of the user pools/,
+    'an issuer the resolver would never be asked about is a mistake, not a revocation')
+})

@@ -254,6 +254,73 @@ export type ResolveUser<Claims extends CognitoClaims = CognitoClaims> =
 export type IsRevoked<Claims extends CognitoClaims = CognitoClaims> =
   (claims: Claims, request: FastifyRequest) => boolean | Promise<boolean>
 
+/**
+ * What the plugin calls on the application's Redis client: ioredis' API, which iovalkey and
+ * @fastify/redis' `app.redis` share. The plugin checks the methods are there at register; it
+ * never closes this client, only the subscriber it makes with `duplicate()`.
+ */
+export interface RevocationRedisClient {
+  duplicate: (...args: never[]) => unknown
+  multi: (...args: never[]) => unknown
+  zrangebyscore: (...args: never[]) => unknown
+  subscribe: (...args: never[]) => unknown
+  on: (...args: never[]) => unknown
+  /** ioredis' connection status; a write while it is not `'ready'` is refused at once. */
+  readonly status?: string
+}
+
+/** The revocation list in Redis, shared by every instance of the application. Durations in seconds. */
+export interface RedisRevocationOptions {
+  /** The application's client (ioredis, iovalkey, @fastify/redis' `app.redis`). */
+  redis: RevocationRedisClient
+  /** Prefix of the sorted set (`<prefix>entries`) and the channel (`<prefix>events`). Default `'cognito:revocation:'`. */
+  keyPrefix?: string
+  /** How long an entry lives: the longest lifetime of the ID and access tokens of the pools. Default 86400 (a day, Cognito's maximum). */
+  maxTokenLifetime?: number
+  /**
+   * Refuse every token (503 FST_COGNITO_REVOCATION_UNAVAILABLE) once the replica has been out of
+   * sync with Redis for longer than this. Default: never; the replica keeps enforcing what it knows.
+   */
+  maxStale?: number
+  /** The longest a revocation or a load may wait for Redis. Default 5. */
+  timeout?: number
+}
+
+/** The revocation list in this process's memory: for a single process (tests, demos). */
+export interface MemoryRevocationOptions {
+  store: 'memory'
+  /** How long an entry lives, in seconds. Default 86400. */
+  maxTokenLifetime?: number
+}
+
+export type RevocationOptions = RedisRevocationOptions | MemoryRevocationOptions
+
+/** The state of the revocation list, for health checks. */
+export interface RevocationStats {
+  store: 'redis' | 'memory'
+  /** Revoked sessions plus signed-out users held by this process. */
+  entries: number
+  sessions: number
+  users: number
+  /** Whether the replica is known to hold everything the store holds. */
+  inSync: boolean
+  /** Epoch milliseconds since which `inSync` has had its value. */
+  since: number
+  /** Epoch milliseconds of the last complete load, or null. */
+  lastSync: number | null
+  /** The last error met while talking to the store, or null. */
+  lastError: string | null
+}
+
+/** `app.cognitoRevocation`: revokes tokens on every instance. Each promise resolves once the store has the entry and this process enforces it. */
+export interface CognitoRevocation {
+  /** Refuses every token of the sign-in of these claims (by `origin_jti`, else `jti`). */
+  revokeSession: (claims: Pick<CognitoBaseClaims, 'origin_jti' | 'jti'>) => Promise<void>
+  /** Refuses every token of this user of this pool from a sign-in at or before now (`auth_time`, else `iat`). */
+  signOutUser: (user: { iss: string, sub: string }) => Promise<void>
+  stats: () => RevocationStats
+}
+
 /** Options that hold for every pool of an instance; `Claims` are the claims its hooks receive. */
 export interface CognitoAuthSharedOptions<Claims extends CognitoClaims = CognitoClaims> {
   /** Seconds of leeway for `exp`, `nbf` and `iat`. Default 0. */
@@ -267,6 +334,11 @@ export interface CognitoAuthSharedOptions<Claims extends CognitoClaims = Cognito
   isRevoked?: IsRevoked<Claims>
   /** Seconds an `isRevoked` answer is reused for the same token. Default 0: asked on every request. */
   revocationCacheTtl?: number
+  /**
+   * The revocation list behind `app.cognitoRevocation`, checked in memory on every request:
+   * `{ redis: client }` shares it between instances, `{ store: 'memory' }` keeps it in this process.
+   */
+  revocation?: RevocationOptions
   /** Reads the token from somewhere else than the `Authorization` header. */
   extractToken?: TokenExtractor
   /** The realm in `WWW-Authenticate`. Default `'api'`. */
@@ -423,6 +495,8 @@ export interface CognitoRevocationEvent {
   entries: number
   /** How long the sync took (for `synced`). */
   durationMs?: number
+  /** Why the connection was lost (for `disconnected`). */
+  reason?: string
 }
 
 declare module 'fastify' {
@@ -464,6 +538,8 @@ declare module 'fastify' {
     requireScopes: (scopes: string | readonly string[], options?: RequirementOptions) => CognitoHook
     /** The state of each pool's key store (with a resolver, of each pool it holds now). */
     cognitoKeyStores: () => KeyStoreStats[]
+    /** Revokes sessions and users (the `revocation` option); without the option, each call throws FST_COGNITO_INVALID_OPTION. */
+    cognitoRevocation: CognitoRevocation
   }
   interface FastifyRequest {
     /** The verified claims; null until authenticated. */

@@ -1,10 +1,21 @@
 /** This plugin with its default options; keys fetched from the pool's JWKS URI (served on loopback). */
+import Redis from 'ioredis'
 import type { CognitoUser } from '../../index'
 import cognitoAuth from '../../index'
-import { CLIENT_ID, USER_POOL_ID } from '../config'
+import { CLIENT_ID, REVOKE_ROUTE, USER_POOL_ID } from '../config'
 import { findUser, type SetupVariant } from './common'
 
-export const setupPlugin: SetupVariant = async (app, { jwksUri, resolveUser }) => {
+export const setupPlugin: SetupVariant = async (app, { jwksUri, resolveUser, revocation }) => {
+  if (revocation !== undefined) {
+    const redis = new Redis({ host: '127.0.0.1', port: revocation.redisPort })
+    app.addHook('onClose', async () => { redis.disconnect() })
+    app.post<{ Body: { origin_jti: string } }>(REVOKE_ROUTE, async (request, reply) => {
+      await app.cognitoRevocation.revokeSession({ origin_jti: request.body.origin_jti })
+      return reply.code(204).send()
+    })
+    await app.register(cognitoAuth, { userPoolId: USER_POOL_ID, clientId: CLIENT_ID, jwksUri, revocation: { redis, keyPrefix: revocation.keyPrefix } })
+    return { hook: app.authenticate, subject: (request) => request.cognitoClaims?.sub ?? '' }
+  }
   await app.register(cognitoAuth, {
     userPoolId: USER_POOL_ID,
     clientId: CLIENT_ID,

@@ -108,5 +108,17 @@ describe('isCognitoAuthError', () => {
       expect(error.headers).type.toBe<Record<string, string> | undefined>()
       return reply.code(error.statusCode).headers(error.headers ?? {}).send({ code: error.code })
     })
+    })
+  })
+})
+
+describe('app.cognitoRevocation', () => {
+  test('revokes by the claims of a request, signs a user out, reports its state', () => {
+    expect(app.cognitoRevocation.revokeSession).type.toBeCallableWith({ origin_jti: 'a', jti: 'b' })
+    expect(app.cognitoRevocation.revokeSession).type.not.toBeCallableWith({ origin_jti: 5 })
+    expect(app.cognitoRevocation.signOutUser({ iss: 'https://issuer', sub: 'user' })).type.toBe<Promise<void>>()
+    expect(app.cognitoRevocation.signOutUser).type.not.toBeCallableWith({ sub: 'user' })
+    expect(app.cognitoRevocation.stats().inSync).type.toBe<boolean>()
+    expect(app.cognitoRevocation.stats().store).type.toBe<'redis' | 'memory'>()
   })
 })

@@ -3,10 +3,14 @@
  * with a good value, so that it fails for the option named and nothing else.
  */
 import fastify, { type FastifyPluginAsync, type FastifyRequest } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { Redis as Valkey } from 'iovalkey'
 import { describe, expect, test } from 'tstyche'
 import cognitoAuth, { cognitoAuth as named, type CognitoAuthOptions, type CognitoClaims, type CognitoPool } from '../../../index'
 
 const app = fastify()
+declare const redis: Redis
+declare const valkey: Valkey
 const pool = { userPoolId: 'eu-central-1_xYzaq', clientId: 'client' }
 
 test('the default export and the named export are the same plugin', () => {
@@ -148,5 +152,17 @@ describe('userPools as a resolver', () => {
       expect(request.cognitoPool?.userPoolId).type.toBe<string | undefined>()
       return 'ok'
     })
+    })
+  })
+})
+
+describe('revocation', () => {
+  test('takes a Redis client of ioredis\' API, or the memory store', () => {
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, revocation: { redis, keyPrefix: 'app:', maxTokenLifetime: 3600, maxStale: 30, timeout: 2 } })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, revocation: { redis: valkey } })
+    expect(app.register).type.toBeCallableWith(cognitoAuth, { ...pool, revocation: { store: 'memory' } })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, revocation: { store: 'redis' } })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, revocation: { redis: 'redis://localhost' } })
+    expect(app.register).type.not.toBeCallableWith(cognitoAuth, { ...pool, revocation: {} })
   })
 })
