@@ -108,7 +108,6 @@ describe('isCognitoAuthError', () => {
       expect(error.headers).type.toBe<Record<string, string> | undefined>()
       return reply.code(error.statusCode).headers(error.headers ?? {}).send({ code: error.code })
     })
-    })
   })
 })
 

@@ -152,7 +152,6 @@ describe('userPools as a resolver', () => {
       expect(request.cognitoPool?.userPoolId).type.toBe<string | undefined>()
       return 'ok'
     })
-    })
   })
 })
 
