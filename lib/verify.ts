@@ -81,6 +81,7 @@ export interface VerifierSettings {
 export class CognitoVerifier {
   readonly directory: PoolDirectory
   private readonly headers = new Map<string, string>()
+  private readonly maxHeaders: number
   private readonly cache: TokenCache | null
   private readonly toleranceMs: number
   private readonly maxTokenLength: number
@@ -90,6 +91,8 @@ export class CognitoVerifier {
     this.maxTokenLength = maxTokenLength
     this.cache = tokenCacheMax > 0 ? new TokenCache(tokenCacheMax) : null
     this.directory = createPoolDirectory(pools, resolver, { jwks, clockToleranceMs, log })
+    // A handful of headers per pool that may be held at once: with many tenants, room for all of theirs.
+    this.maxHeaders = Math.max(MIN_HEADERS, HEADERS_PER_POOL * (resolver?.max ?? pools.length))
   }
 
   /** The pools held now: every configured one, or those resolved and cached. */
@@ -157,7 +160,7 @@ export class CognitoVerifier {
     if (header.alg !== 'RS256') throw refuse('algorithm is not RS256')
     const kid = header.kid
     if (typeof kid !== 'string' || kid === '') throw refuse('kid header missing')
-    if (this.headers.size >= MAX_HEADERS) this.headers.clear()
+    if (this.headers.size >= this.maxHeaders) this.headers.clear()
     this.headers.set(segment, kid)
     return kid
   }
@@ -194,8 +197,9 @@ export class CognitoVerifier {
   }
 }
 
-/** Distinct headers remembered; past this the memory starts over (headers are a handful per pool). */
-const MAX_HEADERS = 64
+/** Distinct headers remembered, at least, and per pool; past this the memory starts over. */
+const MIN_HEADERS = 64
+const HEADERS_PER_POOL = 4
 
 /** A base64url JSON object, or undefined when it is not one; only to pick the key and the pool. */
 function parseSegment (segment: string): Record<string, unknown> | undefined {
