@@ -25,10 +25,10 @@ const nameRule: Record<Kind, string> = {
   groups: 'must be a group name or a non-empty array of group names, without spaces'
 }
 
-function names (value: unknown, kind: Kind): string[] {
+function names (value: unknown, kind: Kind, option: string = kind): string[] {
   const list = typeof value === 'string' ? [value] : value
   if (!Array.isArray(list) || list.length === 0 || !list.every((name) => typeof name === 'string' && validName[kind].test(name))) {
-    throw new InvalidOptionError(kind, nameRule[kind])
+    throw new InvalidOptionError(option, nameRule[kind])
   }
   return list as string[]
 }
@@ -107,4 +107,8 @@ export function checkRouteNeeds (needs: unknown): void {
   const { match, optional } = needs as CognitoRouteConfig
   if (match !== undefined && match !== 'any' && match !== 'all') throw new InvalidOptionError('config.cognito', 'match must be "any" or "all"')
   if (optional !== undefined && typeof optional !== 'boolean') throw new InvalidOptionError('config.cognito', 'optional must be a boolean')
+  // A key that is present counts, whatever its value: `groups: process.env.UNSET` is refused, by
+  // the name the route wrote, not read as "no groups".
+  if ('groups' in needs) names((needs as CognitoRouteConfig).groups, 'groups', 'config.cognito.groups')
+  if ('scopes' in needs) names((needs as CognitoRouteConfig).scopes, 'scopes', 'config.cognito.scopes')
 }

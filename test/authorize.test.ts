@@ -355,13 +355,13 @@ t.test('a groups or scopes key that is present but empty fails when the route is
   const app = await buildApp(t)
   const unset: string | undefined = process.env.FASTIFY_COGNITO_JWT_TEST_UNSET_GROUP
   const cases: Array<[string, object, RegExp]> = [
-    ['groups from an unset variable', { groups: unset }, /^Invalid option groups: /],
-    ['groups undefined beside a match', { groups: undefined, match: 'all' }, /^Invalid option groups: /],
-    ['groups an empty string', { groups: '' }, /^Invalid option groups: /],
-    ['scopes undefined', { scopes: undefined }, /^Invalid option scopes: /],
-    ['scopes an empty string', { scopes: '' }, /^Invalid option scopes: /],
-    ['scopes undefined beside valid groups', { groups: 'admin', scopes: undefined }, /^Invalid option scopes: /],
-    ['groups undefined on an optional route', { optional: true, groups: undefined }, /^Invalid option groups: /]
+    ['groups from an unset variable', { groups: unset }, /^Invalid option config\.cognito\.groups: /],
+    ['groups undefined beside a match', { groups: undefined, match: 'all' }, /^Invalid option config\.cognito\.groups: /],
+    ['groups an empty string', { groups: '' }, /^Invalid option config\.cognito\.groups: /],
+    ['scopes undefined', { scopes: undefined }, /^Invalid option config\.cognito\.scopes: /],
+    ['scopes an empty string', { scopes: '' }, /^Invalid option config\.cognito\.scopes: /],
+    ['scopes undefined beside valid groups', { groups: 'admin', scopes: undefined }, /^Invalid option config\.cognito\.scopes: /],
+    ['groups undefined on an optional route', { optional: true, groups: undefined }, /^Invalid option config\.cognito\.groups: /]
   ]
   for (const [name, cognito, message] of cases) {
     t.throws(() => app.get(`/${name.replace(/ /g, '-')}`, { config: { cognito } }, whoAmI), { code: 'FST_COGNITO_INVALID_OPTION', message }, name)
