@@ -10,7 +10,7 @@ import { KeyStore, type KeyStoreOptions } from '../lib/jwks'
 import { JwksFetcher, type Remote } from '../lib/jwks-fetch'
 import { LocalIssuer } from '../testing'
 import { fakeClock } from './helpers/clock'
-import { captureJwksEvents, hangingEndpoint } from './helpers/jwks-edges'
+import { captureJwksEvents, hangingEndpoint, testKeyStore } from './helpers/jwks-edges'
 import { JwksServer, type JwksServerMode } from './helpers/jwks-server'
 
 interface LogLine {
@@ -34,20 +34,7 @@ function loggedApp (t: tap.Test): { app: FastifyInstance, lines: LogLine[] } {
 
 function keyStore (t: tap.Test, jwksUri: string, options: Partial<KeyStoreOptions<string>> = {}): { store: KeyStore<string>, lines: LogLine[] } {
   const { app, lines } = loggedApp(t)
-  const store = new KeyStore<string>({
-    jwksUri,
-    ttlMs: 60_000,
-    maxKeys: 16,
-    cooldownMs: 10_000,
-    timeoutMs: 5000,
-    maxStaleMs: 600_000,
-    maxBytes: 65_536,
-    log: app.log,
-    prepare: (pem) => pem,
-    ...options
-  })
-  t.teardown(() => store.close())
-  return { store, lines }
+  return { store: testKeyStore(t, jwksUri, app.log, options), lines }
 }
 
 t.test('a body compressed although identity was asked for is decoded, as fetch would', async (t) => {

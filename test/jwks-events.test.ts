@@ -9,7 +9,7 @@ import cognitoAuth, { channels, type CognitoJwksEvent, type JsonWebKeySet } from
 import { KeyStore, type KeyStoreOptions } from '../lib/jwks'
 import { LocalIssuer } from '../testing'
 import { fakeClock } from './helpers/clock'
-import { captureJwksEvents } from './helpers/jwks-edges'
+import { captureJwksEvents, testKeyStore } from './helpers/jwks-edges'
 import { JwksServer } from './helpers/jwks-server'
 
 const issuer = new LocalIssuer()
@@ -21,19 +21,7 @@ async function keyStore (t: tap.Test, options: Partial<KeyStoreOptions<string>> 
   const server = await JwksServer.start(t, { keys: () => published })
   const app = Fastify()
   t.teardown(() => app.close())
-  const store = new KeyStore<string>({
-    jwksUri: server.url,
-    ttlMs: 60_000,
-    maxKeys: 16,
-    cooldownMs: 10_000,
-    timeoutMs: 5000,
-    maxStaleMs: 600_000,
-    maxBytes: 65_536,
-    log: app.log,
-    prepare: (pem) => pem,
-    ...options
-  })
-  t.teardown(() => store.close())
+  const store = testKeyStore(t, server.url, app.log, options)
   return { store, server, publish: (jwks) => { published = jwks } }
 }
 

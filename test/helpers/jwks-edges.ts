@@ -5,7 +5,9 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { createServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
 import { channels, type CognitoJwksEvent } from '../../index'
+import { KeyStore, type KeyStoreOptions } from '../../lib/jwks'
 
 interface Teardown {
   teardown: (fn: () => void | Promise<void>) => void
@@ -59,4 +61,25 @@ export function captureJwksEvents (t: Teardown): CognitoJwksEvent[] {
   subscribe(channels.jwks, listener)
   t.teardown(() => { unsubscribe(channels.jwks, listener) })
   return events
+}
+
+/**
+ * A key store as a pool of the plugin would have one, with test-sized settings (`prepare` keeps
+ * the PEM), closed when the test ends.
+ */
+export function testKeyStore (t: Teardown, jwksUri: string, log: FastifyBaseLogger, options: Partial<KeyStoreOptions<string>> = {}): KeyStore<string> {
+  const store = new KeyStore<string>({
+    jwksUri,
+    ttlMs: 60_000,
+    maxKeys: 16,
+    cooldownMs: 10_000,
+    timeoutMs: 5000,
+    maxStaleMs: 600_000,
+    maxBytes: 65_536,
+    log,
+    prepare: (pem) => pem,
+    ...options
+  })
+  t.teardown(() => store.close())
+  return store
 }
