@@ -28,6 +28,8 @@ export function demoTokens (issuer: LocalIssuer): DemoTokens {
 }
 
 export interface Check {
+  /** GET unless said. */
+  method?: 'POST'
   path: string
   /** What is sent, in words. */
   what: string
@@ -69,7 +71,10 @@ export function demoChecks (issuer: LocalIssuer): Check[] {
       token: issuer.accessToken({ scope: 'openid email' }),
       expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' }
     },
-    { path: '/orders', what: 'ID token (has no scopes)', token: tokens.id, expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } }
+    { path: '/orders', what: 'ID token (has no scopes)', token: tokens.id, expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } },
+    // Last: signing Bob out revokes every token of his sign-in.
+    { method: 'POST', path: '/logout', what: 'ID token in group admin', token: tokens.admin, expected: { status: 204 } },
+    { path: '/admin', what: 'the same token, signed out', token: tokens.admin, expected: { status: 401, code: 'FST_COGNITO_TOKEN_REVOKED' } }
   ]
 }
 
@@ -83,8 +88,10 @@ export interface CheckResult {
 
 export async function runCheck (baseUrl: string, check: Check): Promise<CheckResult> {
   const headers: Record<string, string> = check.token === undefined ? {} : { authorization: `Bearer ${check.token}` }
-  const response = await fetch(baseUrl + check.path, { headers })
-  const { code } = await response.json() as { code?: string }
+  const response = await fetch(baseUrl + check.path, { method: check.method ?? 'GET', headers })
+  const text = await response.text()
+  // A 204 has no body; every other answer is JSON.
+  const { code } = (text === '' ? {} : JSON.parse(text)) as { code?: string }
   const { expected } = check
   const pass = response.status === expected.status && code === expected.code
   return { check, status: response.status, code, pass }
@@ -97,7 +104,7 @@ export function outcome (status: number, code: string | undefined): string {
 
 /** One line per check, e.g. `PASS  GET /me  no token  expected 401 FST_COGNITO_NO_TOKEN, got 401 FST_COGNITO_NO_TOKEN`. */
 export function formatResult ({ check, status, code, pass }: CheckResult): string {
-  const request = `GET ${check.path}`.padEnd(12)
+  const request = `${check.method ?? 'GET'} ${check.path}`.padEnd(12)
   const expected = outcome(check.expected.status, check.expected.code)
   return `${pass ? 'PASS' : 'FAIL'}  ${request} ${check.what.padEnd(32)} expected ${expected}, got ${outcome(status, code)}`
 }

@@ -97,6 +97,8 @@ async function serveUntilStopped (api: RunningApi, print: DemoIo['print']): Prom
 
 /** A request the local demo suggests, with the shell variable holding its token. */
 interface SuggestedRequest {
+  /** GET unless said. */
+  method?: 'POST'
   path: string
   token?: 'ID_TOKEN' | 'ADMIN_TOKEN' | 'ACCESS_TOKEN'
   expected: Check['expected']
@@ -109,13 +111,18 @@ const suggestedRequests: SuggestedRequest[] = [
   { path: '/admin', token: 'ID_TOKEN', expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } },
   { path: '/admin', token: 'ADMIN_TOKEN', expected: { status: 200 } },
   { path: '/orders', token: 'ACCESS_TOKEN', expected: { status: 200 } },
-  { path: '/orders', token: 'ID_TOKEN', expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } }
+  { path: '/orders', token: 'ID_TOKEN', expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } },
+  // Last: signing Bob out revokes every token of his sign-in.
+  { method: 'POST', path: '/logout', token: 'ADMIN_TOKEN', expected: { status: 204 } },
+  { path: '/admin', token: 'ADMIN_TOKEN', expected: { status: 401, code: 'FST_COGNITO_TOKEN_REVOKED' } }
 ]
 
 /** One `curl` command per suggested request, each ending in a shell comment with the answer to expect. */
 export function curlLines (url: string): string[] {
-  const commands = suggestedRequests.map(({ path, token }) =>
-    token === undefined ? `curl -i ${url}${path}` : `curl -i -H "Authorization: Bearer $${token}" ${url}${path}`)
+  const commands = suggestedRequests.map(({ method, path, token }) => {
+    const options = `${method === undefined ? '' : `-X ${method} `}${token === undefined ? '' : `-H "Authorization: Bearer $${token}" `}`
+    return `curl -i ${options}${url}${path}`
+  })
   const width = Math.max(...commands.map((command) => command.length))
   return commands.map((command, i) => {
     const { status, code } = suggestedRequests[i].expected

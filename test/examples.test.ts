@@ -243,7 +243,9 @@ t.test('curlLines ends each command with the answer to expect, aligned', async (
   const lines = curlLines('http://127.0.0.1:3000')
   t.equal(lines[0], `${'curl -i http://127.0.0.1:3000/'.padEnd(lines[2].indexOf('  # expect'))}  # expect 200`)
   t.equal(lines[1].slice(lines[1].indexOf('#')), '# expect 401 FST_COGNITO_NO_TOKEN')
-  t.equal(lines[3], 'curl -i -H "Authorization: Bearer $ID_TOKEN" http://127.0.0.1:3000/admin       # expect 403 FST_COGNITO_FORBIDDEN')
+  t.equal(lines[3], `${'curl -i -H "Authorization: Bearer $ID_TOKEN" http://127.0.0.1:3000/admin'.padEnd(lines[3].indexOf('  # expect'))}  # expect 403 FST_COGNITO_FORBIDDEN`)
+  t.equal(lines[7], 'curl -i -X POST -H "Authorization: Bearer $ADMIN_TOKEN" http://127.0.0.1:3000/logout  # expect 204', 'the longest command sets the column')
+  t.equal(lines[8].slice(lines[8].indexOf('#')), '# expect 401 FST_COGNITO_TOKEN_REVOKED', 'then the signed-out token is refused')
   t.equal(new Set(lines.map((line) => line.indexOf('  # expect'))).size, 1, 'the comments line up')
 })
 
@@ -268,7 +270,7 @@ t.test('a check whose answer differs fails, and so does the run', async (t) => {
   t.same(summarize([passing]), { line: 'All 1 checks passed.', exitCode: 0 })
   t.same(summarize([passing, wrongStatus, wrongCode] as CheckResult[]), { line: '2 of 3 checks failed.', exitCode: 1 })
   // The demo's own list covers every route.
-  t.same(new Set(demoChecks(issuer).map((check) => check.path)), new Set(['/', '/me', '/admin', '/orders']))
+  t.same(new Set(demoChecks(issuer).map((check) => check.path)), new Set(['/', '/me', '/admin', '/orders', '/logout']))
 })
 
 // The demo as a reader runs it: `node --import tsx examples/demo.ts`, in a child process.
@@ -337,7 +339,9 @@ t.test('demo --once checks every case and exits 0', async (t) => {
     'PASS  GET /orders  access token, scope orders/read  expected 200, got 200',
     'PASS  GET /orders  access token without the scope   expected 403 FST_COGNITO_FORBIDDEN, got 403 FST_COGNITO_FORBIDDEN',
     'PASS  GET /orders  ID token (has no scopes)         expected 403 FST_COGNITO_FORBIDDEN, got 403 FST_COGNITO_FORBIDDEN',
-    'All 11 checks passed.'
+    'PASS  POST /logout ID token in group admin          expected 204, got 204',
+    'PASS  GET /admin   the same token, signed out       expected 401 FST_COGNITO_TOKEN_REVOKED, got 401 FST_COGNITO_TOKEN_REVOKED',
+    'All 13 checks passed.'
   ])
   // DEMO_DB kept the users on disk: Alice and Bob, and the user of the scope-less access token.
   const users = new UserStore(file)
@@ -352,8 +356,8 @@ t.test('npm run demo -- --once, exactly as a reader runs it', async (t) => {
   const demo = startDemo(t, ['--once'], { _TAPJS_PROCESSINFO_COVERAGE_: '0' }, ['--import', 'tsx'])
   t.equal(await demo.exit, 0, demo.stderr())
   const lines = demo.stdout().trim().split('\n')
-  t.equal(lines.filter((line) => line.startsWith('PASS  ')).length, 11)
-  t.equal(lines.at(-1), 'All 11 checks passed.')
+  t.equal(lines.filter((line) => line.startsWith('PASS  ')).length, 13)
+  t.equal(lines.at(-1), 'All 13 checks passed.')
 })
 
 t.test('demo serves with a local user pool until SIGTERM', async (t) => {
@@ -369,17 +373,18 @@ t.test('demo serves with a local user pool until SIGTERM', async (t) => {
   // Every printed curl line says what it answers, and answers that.
   const tokens = Object.fromEntries([...demo.stdout().matchAll(/^([A-Z_]+_TOKEN)=(\S+)$/gm)].map(([, name, value]) => [name, value]))
   const lines = demo.stdout().split('\n').filter((line) => line.startsWith('curl '))
-  t.equal(lines.length, 7)
+  t.equal(lines.length, 9)
   for (const line of lines) {
-    const parsed = line.match(/^curl -i (?:-H "Authorization: Bearer \$([A-Z_]+)" )?(\S+) +# expect (\d{3})(?: (FST_COGNITO_[A-Z_]+))?$/)
+    const parsed = line.match(/^curl -i (?:-X (POST) )?(?:-H "Authorization: Bearer \$([A-Z_]+)" )?(\S+) +# expect (\d{3})(?: (FST_COGNITO_[A-Z_]+))?$/)
     if (parsed === null) {
       t.fail(`not a curl line with its expected answer: ${line}`)
       continue
     }
-    const [, tokenName, target, status, code] = parsed
+    const [, method = 'GET', tokenName, target, status, code] = parsed
     const headers: Record<string, string> = tokenName === undefined ? {} : { authorization: `Bearer ${tokens[tokenName]}` }
-    const answer = await fetch(target, { headers })
-    const body = await answer.json() as { code?: string }
+    const answer = await fetch(target, { method, headers })
+    const text = await answer.text()
+    const body = (text === '' ? {} : JSON.parse(text)) as { code?: string }
     t.same([answer.status, body.code], [Number(status), code], line)
   }
   demo.stop()
