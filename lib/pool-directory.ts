@@ -135,7 +135,7 @@ export class ResolvingDirectory implements PoolDirectory {
   current (verified: VerifiedToken, nowMs: number): boolean {
     const issuer = verified.claims.iss
     const entry = this.entries.get(issuer)
-    if (entry === undefined || entry.pool.store !== verified.keys || nowMs >= entry.freshUntil) return false
+    if (entry === undefined || entry.pool.store !== verified.pool.store || nowMs >= entry.freshUntil) return false
     verified.pool = entry.pool
     this.touch(issuer, entry)
     return true

@@ -14,9 +14,10 @@ export interface VerifiedToken {
   readonly expiresAt: number
   /** The key that verified the token; the entry dies with it. */
   readonly key: { readonly kid: string, readonly alive: boolean }
-  /** The key store the key came from. */
-  readonly keys: { get: (kid: string, nowMs: number) => unknown }
-  /** The pool that accepted the token (`request.cognitoPool` is its entry); a resolved pool's latest answer. */
+  /**
+   * The pool that accepted the token (`request.cognitoPool` is its entry); a resolved pool's
+   * latest answer, always with the key store the key came from.
+   */
   pool: Pool
   /** Until when a "not revoked" answer may be reused (epoch milliseconds); 0 when never asked. */
   notRevokedUntil: number
@@ -68,7 +69,7 @@ export class TokenCache {
     if (nowMs < verified.expiresAt) {
       // Looked up as an uncached token's key would be: the store's upkeep (a refresh once the TTL
       // has passed, the keys dropped once too stale) must not stop because tokens come from here.
-      verified.keys.get(verified.key.kid, nowMs)
+      verified.pool.store.get(verified.key.kid, nowMs)
       if (verified.key.alive) return verified
     }
     this.entries.delete(key)

@@ -188,7 +188,6 @@ export class CognitoVerifier {
       claims: asCognitoClaims(claims),
       expiresAt: (claims.exp as number) * 1000 + this.toleranceMs,
       key,
-      keys: pool.store,
       pool,
       notRevokedUntil: 0
     }
