@@ -164,34 +164,40 @@ t.test("prefetch 'required' with an unreachable endpoint names the URI and the c
   t.equal(err?.cause.code, 'ECONNREFUSED', 'the cause is kept')
 })
 
+/** Counts the reads of get-jwks' cache of a store that has fetched once. */
+function countCacheReads (store: KeyStore<string>): { count: number } {
+  const { getJwks } = (store as unknown as { remote: Remote }).remote
+  const read = getJwks.cache.get.bind(getJwks.cache)
+  const reads = { count: 0 }
+  getJwks.cache.get = (key) => {
+    reads.count++
+    return read(key)
+  }
+  return reads
+}
+
 t.test("get-jwks' cache is read when the keys are due, not per lookup", async (t) => {
   const clock = fakeClock(t)
   const server = await JwksServer.start(t, { keys: () => keys })
   const { store } = keyStore(t, server.url, { ttlMs: 60_000 })
   await store.refresh()
-  const { getJwks } = (store as unknown as { remote: Remote }).remote
-  const read = getJwks.cache.get.bind(getJwks.cache)
-  let reads = 0
-  getJwks.cache.get = (key) => {
-    reads++
-    return read(key)
-  }
+  const reads = countCacheReads(store)
   for (let i = 0; i < 1000; i++) t.ok(store.get(issuer.kid))
   clock.tick(59_999)
   await clock.settle()
   for (let i = 0; i < 1000; i++) t.ok(store.get(issuer.kid))
-  t.equal(reads, 0, 'within the TTL, no lookup reads the cache')
+  t.equal(reads.count, 0, 'within the TTL, no lookup reads the cache')
   t.equal(server.requests, 1)
 
   clock.tick(1)
   await clock.settle()
   t.ok(store.get(issuer.kid), 'due: served while refreshed')
-  t.equal(reads, 2, 'at the TTL: read once by the store, once by get-jwks as the refresh starts')
+  t.equal(reads.count, 2, 'at the TTL: read once by the store, once by get-jwks as the refresh starts')
   await store.refresh()
   t.equal(server.requests, 2, 'and the refresh happened')
-  reads = 0
+  reads.count = 0
   for (let i = 0; i < 1000; i++) t.ok(store.get(issuer.kid))
-  t.equal(reads, 0, 'after the refresh, none again')
+  t.equal(reads.count, 0, 'after the refresh, none again')
 })
 
 t.test("get-jwks' cache has the last word: keys it still holds are not refreshed", async (t) => {
@@ -201,22 +207,16 @@ t.test("get-jwks' cache has the last word: keys it still holds are not refreshed
   await store.refresh()
   const clock = fakeClock(t)
   performance.now = (): number => 0 // the fake clock made it follow Date; stopped here, restored at teardown
-  const { getJwks } = (store as unknown as { remote: Remote }).remote
-  const read = getJwks.cache.get.bind(getJwks.cache)
-  let reads = 0
-  getJwks.cache.get = (key) => {
-    reads++
-    return read(key)
-  }
+  const reads = countCacheReads(store)
   clock.tick(60_000)
   t.ok(store.get(issuer.kid))
-  t.equal(reads, 1, 'the store asked the cache')
+  t.equal(reads.count, 1, 'the store asked the cache')
   t.equal(server.requests, 1, 'which still held the key: no refresh')
   t.ok(store.get(issuer.kid))
-  t.equal(reads, 1, 'and asks again only a little later')
+  t.equal(reads.count, 1, 'and asks again only a little later')
   clock.tick(1000)
   t.ok(store.get(issuer.kid))
-  t.equal(reads, 2)
+  t.equal(reads.count, 2)
 })
 
 t.test('keys given up front with a URI are due at their TTL, before anything was fetched', async (t) => {

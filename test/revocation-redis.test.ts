@@ -7,7 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
 import FakeTimers from '@sinonjs/fake-timers'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import Redis from 'ioredis'
 import Valkey from 'iovalkey'
 import t, { type Test } from 'tap'
@@ -129,25 +129,29 @@ if (redisSkip !== false) {
     t.equal(app.cognitoRevocation.stats().inSync, true)
   })
 
-  t.test('a resync that fails is retried', async (t) => {
+  /**
+   * An instance whose subscriber was cut off while the list's key holds something else than a
+   * sorted set: every resync fails until the key is deleted.
+   */
+  async function failingResync (t: Test): Promise<{ app: FastifyInstance, redis: Redis, key: string }> {
     const settings = options()
     const app = await buildApp(t, settings)
     const key = `${settings.keyPrefix as string}entries`
     const redis = client()
     await redis.multi().call('CLIENT', 'KILL', 'TYPE', 'pubsub').set(key, 'not a sorted set').exec()
     await eventually(() => /WRONGTYPE/.test(app.cognitoRevocation.stats().lastError ?? ''))
+    return { app, redis, key }
+  }
+
+  t.test('a resync that fails is retried', async (t) => {
+    const { app, redis, key } = await failingResync(t)
     t.equal(app.cognitoRevocation.stats().inSync, false, 'out of sync while the load fails')
     await redis.del(key)
     await eventually(() => app.cognitoRevocation.stats().inSync)
   })
 
   t.test('closing the server stops a resync that keeps failing', async (t) => {
-    const settings = options()
-    const app = await buildApp(t, settings)
-    const key = `${settings.keyPrefix as string}entries`
-    const redis = client()
-    await redis.multi().call('CLIENT', 'KILL', 'TYPE', 'pubsub').set(key, 'not a sorted set').exec()
-    await eventually(() => /WRONGTYPE/.test(app.cognitoRevocation.stats().lastError ?? ''))
+    const { app, redis, key } = await failingResync(t)
     await app.close()
     // A load would now succeed: none may happen after close.
     await redis.del(key)
