@@ -2,23 +2,23 @@
  * fastify-cognito-jwt: authenticates Fastify requests that carry AWS Cognito JWTs.
  *
  * A request's path through the plugin:
- *   lib/extract.ts         the token, from `Authorization: Bearer` (or the app's `extractToken`)
- *   lib/verify.ts          verified claims: cache, header, pool, key, then fast-jwt's verifier of the key
- *     lib/token-cache.ts   tokens already verified
- *     lib/pool-directory.ts which pool an issuer is: the configured map, or the application's
- *                          resolver (`userPools` as a function), asked with bounds, answers cached
- *     lib/pools.ts         a pool: its key store, a fast-jwt verifier per key (lib/fast-jwt.ts loads it)
- *     lib/jwks.ts          the pool's keys, retrieved by get-jwks through lib/jwks-fetch.ts's bounded
- *                          dispatcher (both loaded by the first fetch), checked by lib/jwk.ts
- *     lib/claims.ts        what fast-jwt has no option for: claim types, `iat`, `exp` itself,
- *                          `token_use`, the app client (`aud` or `client_id`), `audience`
- *   lib/authenticate.ts    revocation, `isRevoked`, `resolveUser`, then `request.cognitoClaims`,
- *                          `cognitoUser` and `cognitoPool`
- *     lib/revocation.ts    the revocation list's in-process replica and `app.cognitoRevocation`;
- *                          its store in lib/revocation-memory.ts or lib/revocation-redis.ts
- *   lib/authorize.ts       `requireGroups`, `requireScopes`
- *   lib/errors.ts          codes, statuses and `WWW-Authenticate` challenges
- *   lib/events.ts          what happened, on diagnostics_channel, for whoever subscribes
+ *   lib/extract.ts            the token, from `Authorization: Bearer` (or the app's `extractToken`)
+ *   lib/verify.ts             verified claims: cache, header, pool, key, then fast-jwt's verifier of the key
+ *     lib/token-cache.ts      tokens already verified
+ *     lib/pools/directory.ts  which pool an issuer is: the configured map, or the application's
+ *                             resolver (`userPools` as a function), asked with bounds, answers cached
+ *     lib/pools/pool.ts       a pool: its key store, a fast-jwt verifier per key (lib/fast-jwt.ts loads it)
+ *     lib/keys/store.ts       the pool's keys, retrieved by get-jwks through lib/keys/fetch.ts's
+ *                             bounded dispatcher (both loaded by the first fetch), checked by lib/keys/jwk.ts
+ *     lib/claims.ts           what fast-jwt has no option for: claim types, `iat`, `exp` itself,
+ *                             `token_use`, the app client (`aud` or `client_id`), `audience`
+ *   lib/authenticate.ts       revocation, `isRevoked`, `resolveUser`, then `request.cognitoClaims`,
+ *                             `cognitoUser` and `cognitoPool`
+ *     lib/revocation/list.ts  the revocation list's in-process replica and `app.cognitoRevocation`;
+ *                             its store in lib/revocation/memory.ts or lib/revocation/redis.ts
+ *   lib/authorize.ts          `requireGroups`, `requireScopes`
+ *   lib/errors.ts             codes, statuses and `WWW-Authenticate` challenges
+ *   lib/events.ts             what happened, on diagnostics_channel, for whoever subscribes
  * Options are checked once, in lib/options.ts (unknown keys refused by lib/option-keys.ts);
  * lib/route-guard.ts refuses to start a server with a `config.cognito` route the plugin could not
  * wire (or, in an instance created before this module loaded, refuses its requests).
@@ -31,7 +31,7 @@ import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
 import { parseOptions } from './lib/options'
 import { guardLateInstance, kRouteGuard, LATE_IMPORT_WARNING, wireRoute } from './lib/route-guard'
-import { RevocationList, revocationNotConfigured } from './lib/revocation'
+import { RevocationList, revocationNotConfigured } from './lib/revocation/list'
 import { CognitoVerifier } from './lib/verify'
 
 async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {

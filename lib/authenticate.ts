@@ -12,7 +12,7 @@ import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserN
 import { publishAuthenticated, publishRefused, wantsRefusedEvents } from './events'
 import { extractFromHeader, type Extracted } from './extract'
 import type { Settings } from './options'
-import type { RevocationList } from './revocation'
+import type { RevocationList } from './revocation/list'
 import type { VerifiedToken } from './token-cache'
 import type { CognitoVerifier } from './verify'
 

@@ -13,9 +13,9 @@ import type {
   TokenUse
 } from '../types'
 import { InvalidOptionError } from './errors'
-import { parseJwks, type ParsedKeySet } from './jwk'
+import { parseJwks, type ParsedKeySet } from './keys/jwk'
 import { REGISTER_KEYS, refuseUnknownKeys } from './option-keys'
-import { parseRevocation, type RevocationSettings } from './revocation-options'
+import { parseRevocation, type RevocationSettings } from './revocation/options'
 
 export interface PoolSettings {
   userPoolId: string
@@ -249,7 +249,7 @@ function parsePools (options: Record<string, unknown>): PoolSettings[] {
   if (userPools === undefined) return [parsePool(options, '')]
   const topLevel = POOL_KEYS.filter((key) => options[key] !== undefined)
   if (topLevel.length > 0) fail('userPools', `cannot be combined with top-level ${topLevel.join(', ')}`)
-  // A function: the pools are the resolver's answers, parsed as they come (lib/pool-directory.ts).
+  // A function: the pools are the resolver's answers, parsed as they come (lib/pools/directory.ts).
   if (typeof userPools === 'function') return []
   if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array, or a function that resolves an issuer to its pool')
   const pools = userPools.map((pool, i) => {

@@ -6,7 +6,7 @@
  * failure, such as an outage of the JWKS endpoint, is never remembered.
  */
 import type { CognitoClaims } from '../types'
-import type { Pool } from './pools'
+import type { Pool } from './pools/pool'
 
 export interface VerifiedToken {
   readonly claims: CognitoClaims

@@ -4,9 +4,9 @@
  *   2. the cache of tokens already verified;
  *   3. the header's `kid` (and `alg`, so that a token that cannot pass never costs a key fetch);
  *      each distinct header is read once;
- *   4. the pool, by exact issuer (lib/pool-directory.ts: with several pools, or the application's
+ *   4. the pool, by exact issuer (lib/pools/directory.ts: with several pools, or the application's
  *      resolver; with one pool, checked here only before a `kid` lookup that may fetch);
- *   5. the key, by `kid` (lib/jwks.ts): synchronous when known, a JWKS fetch when not;
+ *   5. the key, by `kid` (lib/keys/store.ts): synchronous when known, a JWKS fetch when not;
  *   6. fast-jwt's verifier for that key, built once per key: base64url segments, RS256 only, the
  *      signature, `crit`, `iss`, `exp` and `nbf` with the tolerance, the required claims;
  *   7. what fast-jwt has no option for (lib/claims.ts): claim types, `iat`, `token_use`, the app
@@ -17,10 +17,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import { TokenError } from './fast-jwt'
 import { asCognitoClaims, checkCognitoClaims, hasExpired } from './claims'
 import { JwksUnavailableError, TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
-import type { StoredKey } from './jwks'
+import type { StoredKey } from './keys/store'
 import type { JwksSettings, PoolSettings, ResolverSettings } from './options'
-import { createPoolDirectory, type PoolDirectory } from './pool-directory'
-import type { KeyVerifier, Pool } from './pools'
+import { createPoolDirectory, type PoolDirectory } from './pools/directory'
+import type { KeyVerifier, Pool } from './pools/pool'
 import { TokenCache, type VerifiedToken } from './token-cache'
 
 function refuse (reason: string): CognitoAuthError {

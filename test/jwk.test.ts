@@ -1,6 +1,6 @@
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto'
 import t from 'tap'
-import { parseJwks } from '../lib/jwk'
+import { parseJwks } from '../lib/keys/jwk'
 import { LocalIssuer } from '../testing'
 import type { JsonWebKey } from '../types'
 

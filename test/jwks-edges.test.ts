@@ -6,8 +6,8 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import cognitoAuth, { type JsonWebKeySet, type KeyStoreStats } from '../index'
-import { KeyStore, type KeyStoreOptions } from '../lib/jwks'
-import { JwksFetcher, type Remote } from '../lib/jwks-fetch'
+import { KeyStore, type KeyStoreOptions } from '../lib/keys/store'
+import { JwksFetcher, type Remote } from '../lib/keys/fetch'
 import { LocalIssuer } from '../testing'
 import { fakeClock } from './helpers/clock'
 import { captureJwksEvents, hangingEndpoint, testKeyStore } from './helpers/jwks-edges'
@@ -222,7 +222,7 @@ t.test("get-jwks' cache has the last word: keys it still holds are not refreshed
 t.test('keys given up front with a URI are due at their TTL, before anything was fetched', async (t) => {
   const clock = fakeClock(t)
   const server = await JwksServer.start(t, { keys: () => keys })
-  const { parseJwks } = await import('../lib/jwk')
+  const { parseJwks } = await import('../lib/keys/jwk')
   const { store } = keyStore(t, server.url, { ttlMs: 60_000, keys: parseJwks(keys, 16) })
   t.ok(store.get(issuer.kid))
   clock.tick(60_000)

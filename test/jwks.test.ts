@@ -8,7 +8,7 @@ import Fastify, { LogController, type FastifyInstance, type LightMyRequestRespon
 import t from 'tap'
 import cognitoAuth, { type JsonWebKeySet, type JwksCacheOptions, type KeyStoreStats } from '../index'
 import { JwksUnavailableError } from '../lib/errors'
-import { KeyStore, type KeyStoreOptions } from '../lib/jwks'
+import { KeyStore, type KeyStoreOptions } from '../lib/keys/store'
 import { LocalIssuer } from '../testing'
 import { fakeClock, type TestClock } from './helpers/clock'
 import { JwksServer, type JwksServerMode } from './helpers/jwks-server'

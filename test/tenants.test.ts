@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import t, { type Test } from 'tap'
 import cognitoAuth, { type CognitoAuthOptions, type CognitoPoolAnswer, type PoolResolver } from '../index'
 import { parseOptions } from '../lib/options'
-import type { ResolvingDirectory } from '../lib/pool-directory'
+import type { ResolvingDirectory } from '../lib/pools/directory'
 import { CognitoVerifier } from '../lib/verify'
 import { LocalIssuer } from '../testing'
 import { fakeClock } from './helpers/clock'

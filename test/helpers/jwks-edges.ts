@@ -7,7 +7,7 @@ import { createServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { channels, type CognitoJwksEvent } from '../../index'
-import { KeyStore, type KeyStoreOptions } from '../../lib/jwks'
+import { KeyStore, type KeyStoreOptions } from '../../lib/keys/store'
 
 interface Teardown {
   teardown: (fn: () => void | Promise<void>) => void

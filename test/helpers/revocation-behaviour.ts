@@ -1,6 +1,6 @@
 /**
  * What the revocation list does whatever its store: the same tests run on the memory store
- * (test/revocation.memory.test.ts) and on Redis (test/revocation-redis.test.ts).
+ * (test/revocation-memory.test.ts) and on Redis (test/revocation-redis.test.ts).
  */
 import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'

@@ -9,11 +9,11 @@
  * once it is back, subscribe and load again catch up with whatever was written meanwhile.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { CognitoAuthError } from '../types'
-import { RevocationUnavailableError, withReason } from './errors'
-import { publishRevocation, wantsRevocationEvents } from './events'
-import type { RevocationEntry, RevocationReplica, RevocationStore, RevocationSyncStats } from './revocation'
-import type { RevocationSettings } from './revocation-options'
+import type { CognitoAuthError } from '../../types'
+import { RevocationUnavailableError, withReason } from '../errors'
+import { publishRevocation, wantsRevocationEvents } from '../events'
+import type { RevocationEntry, RevocationReplica, RevocationStore, RevocationSyncStats } from './list'
+import type { RevocationSettings } from './options'
 
 type Listener = (...args: never[]) => void
 

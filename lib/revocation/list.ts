@@ -8,9 +8,9 @@
  * That is what lets the Redis store subscribe first, then load, and resync by loading again.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { CognitoAuthError, CognitoBaseClaims, CognitoClaims, CognitoRevocation, RevocationStats } from '../types'
-import { InvalidOptionError, TokenNotRevocableError, TokenRevokedError, withReason } from './errors'
-import type { RevocationSettings } from './revocation-options'
+import type { CognitoAuthError, CognitoBaseClaims, CognitoClaims, CognitoRevocation, RevocationStats } from '../../types'
+import { InvalidOptionError, TokenNotRevocableError, TokenRevokedError, withReason } from '../errors'
+import type { RevocationSettings } from './options'
 
 export type RevocationEntry =
   | { kind: 'session', id: string, expires: number }
@@ -27,6 +27,13 @@ export interface RevocationReplica {
   readonly log: FastifyBaseLogger
 }
 
+/**
+ * Told of every entry the replica applies (loaded, published, or written here), after it applies
+ * it: lib/connections/ finds the connections it may end by the entry's session id or user, then
+ * asks `refusal` for the verdict. The replica knows nothing of what listens.
+ */
+export type RevocationListener = (entry: RevocationEntry) => void
+
 export type RevocationSyncStats = Pick<RevocationStats, 'inSync' | 'since' | 'lastSync' | 'lastError'>
 
 /** Where the entries live beyond this process, and whether the replica is in sync with it. */
@@ -42,13 +49,13 @@ export interface RevocationStore {
 }
 
 /**
- * A store's module, by the store's name: lib/revocation-memory.ts or lib/revocation-redis.ts. The
+ * A store's module, by the store's name: lib/revocation/memory.ts or lib/revocation/redis.ts. The
  * Redis side is loaded only by the applications that use it (and by the tests that run a
  * redis-server: a machine without one leaves it out of the coverage it measures).
  */
 function createStore (settings: RevocationSettings): RevocationStore {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { createStore } = require(`./revocation-${settings.store}`) as { createStore: (settings: RevocationSettings) => RevocationStore }
+  const { createStore } = require(`./${settings.store}`) as { createStore: (settings: RevocationSettings) => RevocationStore }
   return createStore(settings)
 }
 
@@ -78,6 +85,7 @@ export class RevocationList implements RevocationReplica {
   private userCount = 0
   private readonly store: RevocationStore
   private pruneTimer: NodeJS.Timeout | undefined
+  private readonly listeners = new Set<RevocationListener>()
   readonly api: CognitoRevocation
 
   constructor (
@@ -122,11 +130,22 @@ export class RevocationList implements RevocationReplica {
         return withReason(new TokenRevokedError(), 'the user was signed out after this sign-in')
       }
     }
-    // Only a store that can fall out of sync has a refusal of its own (lib/revocation-redis.ts).
+    // Only a store that can fall out of sync has a refusal of its own (lib/revocation/redis.ts).
     return this.store.staleRefusal()
   }
 
+  /** Calls `listener` after each entry applied; returns the function that stops it. */
+  listen (listener: RevocationListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
   apply (entry: RevocationEntry): void {
+    this.keep(entry)
+    for (const listener of this.listeners) listener(entry)
+  }
+
+  private keep (entry: RevocationEntry): void {
     if (entry.kind === 'session') {
       const known = this.sessions.get(entry.id)
       if (known === undefined || known < entry.expires) this.sessions.set(entry.id, entry.expires)

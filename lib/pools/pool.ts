@@ -3,9 +3,9 @@
  * with a fast-jwt verifier bound to it, built once when the key arrives.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import { createVerifier } from './fast-jwt'
-import { KeyStore } from './jwks'
-import type { JwksSettings, PoolSettings } from './options'
+import { createVerifier } from '../fast-jwt'
+import { KeyStore } from '../keys/store'
+import type { JwksSettings, PoolSettings } from '../options'
 
 /** A fast-jwt verifier bound to one key: returns the payload or throws a TokenError. */
 export type KeyVerifier = (token: string) => Record<string, unknown>

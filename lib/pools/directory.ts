@@ -13,10 +13,10 @@
  *     other prefixes: a token cannot make the plugin fetch keys from, or ask about, where it likes.
  * A resolver that fails, or answers something that is no pool, fails closed and is not remembered.
  */
-import { HookFailedError, PoolUnavailableError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
-import { parsePoolAnswer, type PoolSettings, type ResolverSettings } from './options'
-import { createPool, type Pool, type PoolDefaults } from './pools'
-import type { VerifiedToken } from './token-cache'
+import { HookFailedError, PoolUnavailableError, TokenInvalidError, withReason, type CognitoAuthError } from '../errors'
+import { parsePoolAnswer, type PoolSettings, type ResolverSettings } from '../options'
+import { createPool, type Pool, type PoolDefaults } from './pool'
+import type { VerifiedToken } from '../token-cache'
 
 /** Sizes of a resolving directory, for health checks and tests. */
 export interface DirectorySizes {

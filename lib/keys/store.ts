@@ -2,25 +2,25 @@
  * The signing keys of one pool. get-jwks retrieves them and its TTL cache says when a key is due
  * for a refresh; this store adds what get-jwks lacks:
  *   - one fetch at a time per pool, whatever the `kid`, shared by every caller;
- *   - the whole key set from each fetch (through lib/jwks-fetch.ts): every key is known after one
+ *   - the whole key set from each fetch (through lib/keys/fetch.ts): every key is known after one
  *     fetch, a key that left the set is retired, a `kid` reused with new material switches over;
  *   - a cooldown for unknown `kid`s, backoff after failures, and known keys served for up to
  *     `maxStale` while the endpoint fails (get-jwks' own stale cache lasts one TTL);
- *   - the RSA checks on each key (lib/jwk.ts), each key converted once, by `prepare`;
+ *   - the RSA checks on each key (lib/keys/jwk.ts), each key converted once, by `prepare`;
  *   - the warm start, keys given up front, logs, counters and events (lib/events.ts).
  *
  * The lookup of a known key (`get`) is synchronous: a request whose key is known never waits on
  * the network or a promise. It reads no cache either: the store remembers when its keys are due,
  * and asks get-jwks' cache (whose clock sets a timer per reading) only once that time has come.
- * get-jwks and undici are loaded by the first fetch (lib/jwks-fetch.ts), never before.
+ * get-jwks and undici are loaded by the first fetch (lib/keys/fetch.ts), never before.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { JWK } from 'get-jwks'
-import type { CognitoJwksEvent, KeyStoreStats } from '../types'
-import { JwksPrefetchError, JwksUnavailableError } from './errors'
-import { publishJwks, wantsJwksEvents } from './events'
+import type { CognitoJwksEvent, KeyStoreStats } from '../../types'
+import { JwksPrefetchError, JwksUnavailableError } from '../errors'
+import { publishJwks, wantsJwksEvents } from '../events'
 import { parseJwks, type ParsedKeySet } from './jwk'
-import { ALG, FetchAbortedError, openRemote, type Remote } from './jwks-fetch'
+import { ALG, FetchAbortedError, openRemote, type Remote } from './fetch'
 
 /** A key ready for use. `alive` turns false when the key leaves the JWKS, or the keys expire. */
 export interface StoredKey<V> {

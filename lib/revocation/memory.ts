@@ -2,8 +2,8 @@
  * The revocation list of a single process (`revocation: { store: 'memory' }`): the replica is
  * all there is, so it is always in sync and a write has nowhere else to go.
  */
-import { publishRevocation, wantsRevocationEvents } from './events'
-import type { RevocationStore } from './revocation'
+import { publishRevocation, wantsRevocationEvents } from '../events'
+import type { RevocationStore } from './list'
 
 export function createStore (): RevocationStore {
   const started = Date.now()

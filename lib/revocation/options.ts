@@ -4,9 +4,9 @@
  * counts whatever its value, so `redis: process.env.UNSET && client` is refused, not read as
  * "no revocation".
  */
-import type { RevocationRedisClient } from '../types'
-import { InvalidOptionError } from './errors'
-import { refuseUnknownKeys } from './option-keys'
+import type { RevocationRedisClient } from '../../types'
+import { InvalidOptionError } from '../errors'
+import { refuseUnknownKeys } from '../option-keys'
 
 const REDIS_KEYS = ['redis', 'keyPrefix', 'maxTokenLifetime', 'maxStale', 'timeout']
 const MEMORY_KEYS = ['store', 'maxTokenLifetime']
