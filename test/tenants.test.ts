@@ -412,7 +412,11 @@ t.test('options of the resolver are checked at register', async (t) => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ userPools: resolver, poolCache: { max: 10, tll: 5 } }, /poolCache\.tll: is not an option; did you mean ttl\?/],
     [{ userPools: resolver, poolCache: 5 }, /poolCache: must be an object/],
-    [{ userPools: resolver, poolCache: { capacity: 5 } }, /poolCache\.capacity: is not an option; expected one of max, ttl, unknownTtl/],
+    [{ userPools: resolver, poolCache: { capacity: 5 } }, /poolCache\.capacity: is not an option; expected one of max, ttl, unknownTtl, newIssuerRate/],
+    [{ userPools: resolver, poolCache: { newIssuersRate: 5 } }, /poolCache\.newIssuersRate: is not an option; did you mean newIssuerRate\?/],
+    [{ userPools: resolver, poolCache: { newIssuerRate: 0 } }, /poolCache\.newIssuerRate: must be a positive integer/],
+    [{ userPools: resolver, poolCache: { newIssuerRate: 2.5 } }, /poolCache\.newIssuerRate: must be a positive integer/],
+    [{ userPools: resolver, poolCache: { newIssuerRate: '100' } }, /poolCache\.newIssuerRate: must be a positive integer/],
     [{ userPools: resolver, poolCache: { max: 0 } }, /poolCache\.max: must be a positive integer/],
     [{ userPools: resolver, poolCache: { ttl: 0 } }, /poolCache\.ttl: must be a positive number/],
     [{ userPools: resolver, poolCache: { unknownTtl: -1 } }, /poolCache\.unknownTtl/],
@@ -427,7 +431,7 @@ t.test('options of the resolver are checked at register', async (t) => {
     t.throws(() => parseOptions(options as unknown as CognitoAuthOptions), { code: 'FST_COGNITO_INVALID_OPTION', message }, message.source)
   }
   const parsed = parseOptions({ userPools: resolver })
-  t.match(parsed.resolver, { max: 5000, ttlMs: 300_000, unknownTtlMs: 60_000, issuerPrefixes: [] }, 'defaults')
+  t.match(parsed.resolver, { max: 5000, ttlMs: 300_000, unknownTtlMs: 60_000, newIssuerRate: 100, issuerPrefixes: [] }, 'defaults')
   t.same(parsed.pools, [])
 })
 
