@@ -7,6 +7,7 @@
  *     lib/token-cache.ts      tokens already verified
  *     lib/pools/directory.ts  which pool an issuer is: the configured map, or the application's
  *                             resolver (`userPools` as a function), asked with bounds, answers cached
+ *                             and refreshed in the background
  *     lib/pools/pool.ts       a pool: its key store, a fast-jwt verifier per key (lib/fast-jwt.ts loads it)
  *     lib/keys/store.ts       the pool's keys, retrieved by get-jwks through lib/keys/fetch.ts's
  *                             bounded dispatcher (both loaded by the first fetch), checked by lib/keys/jwk.ts

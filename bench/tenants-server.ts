@@ -27,6 +27,9 @@ async function main (): Promise<void> {
         const pool = table.get(issuer)
         return pool && { userPoolId: pool.userPoolId, clientId: pool.clientId, jwksUri: pool.jwksUri, tenant: pool.tenant }
       },
+      // Every tenant comes in the first second of the run: the rate of questions about issuers
+      // not held yet must let them all be asked (the default, 100 a second, would refuse most).
+      poolCache: { newIssuerRate: spec.tenants },
       tokenCache
     })
   }

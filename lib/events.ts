@@ -10,6 +10,7 @@ import type {
   CognitoAuthError,
   CognitoClaims,
   CognitoJwksEvent,
+  CognitoPoolEvent,
   CognitoRevocationEvent
 } from '../types'
 
@@ -18,13 +19,15 @@ export const channels = Object.freeze({
   authenticated: 'fastify-cognito-jwt:authenticated',
   refused: 'fastify-cognito-jwt:refused',
   jwks: 'fastify-cognito-jwt:jwks',
-  revocation: 'fastify-cognito-jwt:revocation'
+  revocation: 'fastify-cognito-jwt:revocation',
+  pools: 'fastify-cognito-jwt:pools'
 } as const)
 
 const authenticated = channel(channels.authenticated)
 const refused = channel(channels.refused)
 const jwks = channel(channels.jwks)
 const revocation = channel(channels.revocation)
+const pools = channel(channels.pools)
 
 /** A request was authenticated; `cached` when its token came from the verified-token cache. */
 export function publishAuthenticated (request: FastifyRequest, claims: CognitoClaims, cached: boolean): void {
@@ -57,4 +60,13 @@ export function wantsRevocationEvents (): boolean {
 
 export function publishRevocation (message: CognitoRevocationEvent): void {
   if (revocation.hasSubscribers) revocation.publish(message)
+}
+
+/** Whether a pool directory event has a listener: the caller then builds the message. */
+export function wantsPoolEvents (): boolean {
+  return pools.hasSubscribers
+}
+
+export function publishPool (message: CognitoPoolEvent): void {
+  if (pools.hasSubscribers) pools.publish(message)
 }

@@ -40,6 +40,8 @@ export interface ResolverSettings {
   max: number
   ttlMs: number
   unknownTtlMs: number
+  /** Questions per second about issuers of which no pool is held. */
+  newIssuerRate: number
   /** Issuers asked about besides Cognito's own forms (emulators, tests). */
   issuerPrefixes: readonly string[]
 }
@@ -95,7 +97,7 @@ const SHARED_KEYS = [
 const TOP_LEVEL_KEYS = [...POOL_KEYS, ...SHARED_KEYS, ...REGISTER_KEYS]
 const JWKS_CACHE_KEYS = ['ttl', 'maxKeys', 'cooldown', 'timeout', 'maxStale', 'maxBytes', 'prefetch']
 const TOKEN_CACHE_KEYS = ['max']
-const POOL_CACHE_KEYS = ['max', 'ttl', 'unknownTtl']
+const POOL_CACHE_KEYS = ['max', 'ttl', 'unknownTtl', 'newIssuerRate']
 /** A resolver's answer: a pool entry, and the application's own data about it. */
 const ANSWER_KEYS = [...POOL_KEYS, 'tenant']
 
@@ -240,6 +242,7 @@ function parseResolver (options: Record<string, unknown>): ResolverSettings | un
     max: positiveInteger(poolCache.max, 'poolCache.max', 5000),
     ttlMs: seconds(poolCache.ttl, 'poolCache.ttl', 300, { positive: true }),
     unknownTtlMs: seconds(poolCache.unknownTtl, 'poolCache.unknownTtl', 60, { positive: true }),
+    newIssuerRate: positiveInteger(poolCache.newIssuerRate, 'poolCache.newIssuerRate', 100),
     issuerPrefixes: issuerPrefixes(resolverIssuerPrefixes)
   }
 }

@@ -3,7 +3,7 @@
  *   1. a size cap, before anything is decoded;
  *   2. the cache of tokens already verified;
  *   3. the header's `kid` (and `alg`, so that a token that cannot pass never costs a key fetch);
- *      each distinct header is read once;
+ *      each distinct header of a verified token is read once;
  *   4. the pool, by exact issuer (lib/pools/directory.ts: with several pools, or the application's
  *      resolver; with one pool, checked here only before a `kid` lookup that may fetch);
  *   5. the key, by `kid` (lib/keys/store.ts): synchronous when known, a JWKS fetch when not;
@@ -121,48 +121,46 @@ export class CognitoVerifier {
 
     const firstDot = token.indexOf('.')
     if (firstDot <= 0) throw refuse('not three parts')
-    const kid = this.kidOf(token.slice(0, firstDot))
+    const segment = token.slice(0, firstDot)
+    let kid = this.headers.get(segment)
+    // A header not seen yet is remembered once a token of it has been verified: one that forged
+    // tokens bring (each distinct, each up to maxTokenLength) never takes memory.
+    let header: string | undefined
+    if (kid === undefined) {
+      kid = kidOf(segment)
+      header = segment
+    }
     const single = this.directory.single
     if (single === undefined) {
       const pool = this.directory.lookup(this.issuerOf(token, firstDot))
-      if (pool instanceof Promise) return pool.then((found) => this.withPool(found, kid, token))
-      return this.withPool(pool, kid, token)
+      if (pool instanceof Promise) return pool.then((found) => this.withPool(found, kid, token, header))
+      return this.withPool(pool, kid, token, header)
     }
     const key = single.store.get(kid)
-    if (key !== undefined) return this.check(single, key, token)
+    if (key !== undefined) return this.check(single, key, token, header)
     // An unknown kid may cost a JWKS fetch: only a token that claims this pool's issuer may cause one.
     this.directory.lookup(this.issuerOf(token, firstDot))
-    return this.fetchKey(single, kid, token)
+    return this.fetchKey(single, kid, token, header)
   }
 
-  private withPool (pool: Pool, kid: string, token: string): VerifiedToken | Promise<VerifiedToken> {
+  private withPool (pool: Pool, kid: string, token: string, header: string | undefined): VerifiedToken | Promise<VerifiedToken> {
     const key = pool.store.get(kid)
-    if (key !== undefined) return this.check(pool, key, token)
-    return this.fetchKey(pool, kid, token)
+    if (key !== undefined) return this.check(pool, key, token, header)
+    return this.fetchKey(pool, kid, token, header)
   }
 
-  private fetchKey (pool: Pool, kid: string, token: string): Promise<VerifiedToken> {
+  private fetchKey (pool: Pool, kid: string, token: string, header: string | undefined): Promise<VerifiedToken> {
     return pool.store.find(kid).then((found) => {
       if (found === undefined) throw refuse('kid is not a key of the JWKS')
-      return this.check(pool, found, token)
+      return this.check(pool, found, token, header)
     })
   }
 
-  /**
-   * The `kid` of a header that says RS256. A pool's tokens share a few headers, so each distinct
-   * header is read once; only accepted headers are remembered.
-   */
-  private kidOf (segment: string): string {
-    const known = this.headers.get(segment)
-    if (known !== undefined) return known
-    const header = parseSegment(segment)
-    if (header === undefined) throw refuse('malformed token header')
-    if (header.alg !== 'RS256') throw refuse('algorithm is not RS256')
-    const kid = header.kid
-    if (typeof kid !== 'string' || kid === '') throw refuse('kid header missing')
+  /** Remembers the `kid` of a header a token was just verified with, if the header is of a sane size. */
+  private remember (header: string, kid: string): void {
+    if (header.length > MAX_REMEMBERED_HEADER) return
     if (this.headers.size >= this.maxHeaders) this.headers.clear()
-    this.headers.set(segment, kid)
-    return kid
+    this.headers.set(header, kid)
   }
 
   /** The issuer the (still unverified) token names: it picks the pool, whose key then verifies everything. */
@@ -173,7 +171,8 @@ export class CognitoVerifier {
     return payload.iss
   }
 
-  private check (pool: Pool, key: StoredKey<KeyVerifier>, token: string): VerifiedToken {
+  /** Verifies with the key; `header`, when given, is a new header, remembered once the token passes. */
+  private check (pool: Pool, key: StoredKey<KeyVerifier>, token: string, header: string | undefined): VerifiedToken {
     let claims: Record<string, unknown>
     try {
       claims = key.value(token)
@@ -192,6 +191,7 @@ export class CognitoVerifier {
       notRevokedUntil: 0
     }
     this.cache?.set(token, verified)
+    if (header !== undefined) this.remember(header, key.kid)
     return verified
   }
 }
@@ -199,6 +199,26 @@ export class CognitoVerifier {
 /** Distinct headers remembered, at least, and per pool; past this the memory starts over. */
 const MIN_HEADERS = 64
 const HEADERS_PER_POOL = 4
+
+/**
+ * The longest header remembered, in characters (one byte each: base64url). Cognito's,
+ * `{"kid":"<44 characters>","alg":"RS256"}`, is about a hundred: the memory of headers stays
+ * under MAX_REMEMBERED_HEADER bytes per entry.
+ */
+const MAX_REMEMBERED_HEADER = 256
+
+/**
+ * The `kid` of a header that says RS256. A pool's tokens share a few headers, so each distinct
+ * header is read once; only the headers of verified tokens are remembered.
+ */
+function kidOf (segment: string): string {
+  const header = parseSegment(segment)
+  if (header === undefined) throw refuse('malformed token header')
+  if (header.alg !== 'RS256') throw refuse('algorithm is not RS256')
+  const kid = header.kid
+  if (typeof kid !== 'string' || kid === '') throw refuse('kid header missing')
+  return kid
+}
 
 /** A base64url JSON object, or undefined when it is not one; only to pick the key and the pool. */
 function parseSegment (segment: string): Record<string, unknown> | undefined {

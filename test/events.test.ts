@@ -11,10 +11,11 @@ import cognitoAuth, {
   type CognitoAuthenticatedEvent,
   type CognitoAuthOptions,
   type CognitoJwksEvent,
+  type CognitoPoolEvent,
   type CognitoRefusedEvent,
   type CognitoRevocationEvent
 } from '../index'
-import { publishJwks, publishRevocation, wantsJwksEvents, wantsRevocationEvents } from '../lib/events'
+import { publishJwks, publishPool, publishRevocation, wantsJwksEvents, wantsPoolEvents, wantsRevocationEvents } from '../lib/events'
 import { LocalIssuer } from '../testing'
 
 const issuer = new LocalIssuer()
@@ -311,17 +312,20 @@ t.test('the channels are the exported names', async (t) => {
     authenticated: 'fastify-cognito-jwt:authenticated',
     refused: 'fastify-cognito-jwt:refused',
     jwks: 'fastify-cognito-jwt:jwks',
-    revocation: 'fastify-cognito-jwt:revocation'
+    revocation: 'fastify-cognito-jwt:revocation',
+    pools: 'fastify-cognito-jwt:pools'
   })
   t.ok(Object.isFrozen(channels))
 })
 
-t.test('the key store and revocation publishers: a message only for a subscriber, as given', async (t) => {
+t.test('the key store, revocation and pool directory publishers: a message only for a subscriber, as given', async (t) => {
   const jwksMessage: CognitoJwksEvent = { jwksUri: 'http://127.0.0.1:1/jwks.json', outcome: 'fetched', status: 200, durationMs: 12, keys: 2 }
   const revocationMessage: CognitoRevocationEvent = { event: 'synced', entries: 3, durationMs: 4 }
+  const poolMessage: CognitoPoolEvent = { event: 'refused', issuer: 'https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_X', pools: 0, reason: 'too many questions waiting' }
   const cases = [
     { name: channels.jwks, wants: wantsJwksEvents, publish: () => { publishJwks(jwksMessage) }, message: jwksMessage },
-    { name: channels.revocation, wants: wantsRevocationEvents, publish: () => { publishRevocation(revocationMessage) }, message: revocationMessage }
+    { name: channels.revocation, wants: wantsRevocationEvents, publish: () => { publishRevocation(revocationMessage) }, message: revocationMessage },
+    { name: channels.pools, wants: wantsPoolEvents, publish: () => { publishPool(poolMessage) }, message: poolMessage }
   ]
   for (const { name, wants, publish, message } of cases) {
     const channel = diagnostics.channel(name)

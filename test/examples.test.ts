@@ -443,8 +443,9 @@ t.test('the tenants example: a SQLite tenant table as the allow-list of user poo
     'PASS  GET /orders  globex user                      expected 200, got 200',
     'PASS  GET /orders  a pool that is no tenant         expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
     'PASS  GET /orders  acme claims, globex signature    expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
+    'PASS  GET /orders  globex, removed: asked again     expected 200, got 200',
     'PASS  GET /orders  globex, removed from the table   expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
     'PASS  GET /orders  acme, still a tenant             expected 200, got 200',
-    'All 6 checks passed.'
+    'All 7 checks passed.'
   ])
 })

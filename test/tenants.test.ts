@@ -121,6 +121,11 @@ async function harness (t: Test, options: Partial<CognitoAuthOptions> & { resolv
 t.before(() => host.listen())
 t.teardown(() => host.close())
 
+/** Lets a question asked in the background (the harness' resolver answers at once) be answered. */
+async function answered (): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve))
+}
+
 /** Resolves once `check` holds; sockets close a moment after the key store lets them go. */
 async function until (check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 2))
@@ -191,7 +196,7 @@ t.test('a cached token keeps the latest answer, and its pool moves to the front 
   t.same(h.app.cognitoKeyStores().map((store) => store.jwksUri), [host.uri(a.userPoolId), host.uri(c.userPoolId)])
 })
 
-t.test('a tenant removed from the store stops being accepted within poolCache.ttl', async (t) => {
+t.test('a tenant removed from the store stops being accepted once the resolver, asked again past poolCache.ttl, says so', async (t) => {
   const clock = fakeClock(t)
   const h = await harness(t, { poolCache: { ttl: 60 } })
   const [a, b] = issuers
@@ -207,10 +212,13 @@ t.test('a tenant removed from the store stops being accepted within poolCache.tt
 
   clock.tick(1000)
   await clock.settle()
+  t.equal((await h.get(token)).statusCode, 200, 'past the TTL, the answer is served while the resolver is asked again')
+  t.equal(h.asked.get(a.issuer), 2, 'asked again')
+  await answered()
   const res = await h.get(token)
-  t.equal(res.statusCode, 401, 'past the TTL, the cached token is refused')
+  t.equal(res.statusCode, 401, 'once it answered "not a tenant", the cached token is refused')
   t.equal(res.headers['www-authenticate'], INVALID)
-  t.equal(h.asked.get(a.issuer), 2, 'because the resolver was asked again')
+  t.equal(h.asked.get(a.issuer), 2)
   t.equal((await h.get(a.idToken())).statusCode, 401, 'and so is any other token of the tenant')
   t.equal(h.asked.get(a.issuer), 2, '"not a tenant" is remembered')
   t.same(h.app.cognitoKeyStores().map((store) => store.jwksUri), [host.uri(b.userPoolId)], 'the removed pool is gone')
@@ -228,6 +236,8 @@ t.test('an unchanged answer keeps the keys; a changed one starts afresh', async 
   row.tenant = { id: 5, name: 'renamed' }
   clock.tick(60_000)
   await clock.settle()
+  t.same((await h.get(token)).json<{ tenant: Tenant }>().tenant, { id: 5, name: 'tenant 5' }, 'past the TTL, the answer held while the resolver is asked')
+  await answered()
   const renamed = await h.get(token)
   t.equal(renamed.statusCode, 200)
   t.same(renamed.json<{ tenant: Tenant }>().tenant, { id: 5, name: 'renamed' }, 'the latest answer\'s tenant')
@@ -237,6 +247,8 @@ t.test('an unchanged answer keeps the keys; a changed one starts afresh', async 
   row.clientId = 'another-client'
   clock.tick(60_000)
   await clock.settle()
+  t.equal((await h.get(token)).statusCode, 200, 'served while the resolver is asked')
+  await answered()
   t.equal((await h.get(token)).statusCode, 401, 'the app client changed: the cached token is refused')
   t.equal((await h.get(a.idToken({ aud: 'another-client' }))).statusCode, 200)
   t.match(h.app.cognitoKeyStores(), [{ fetches: 1 }], 'a new key store, which fetched its keys')
@@ -400,7 +412,11 @@ t.test('options of the resolver are checked at register', async (t) => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ userPools: resolver, poolCache: { max: 10, tll: 5 } }, /poolCache\.tll: is not an option; did you mean ttl\?/],
     [{ userPools: resolver, poolCache: 5 }, /poolCache: must be an object/],
-    [{ userPools: resolver, poolCache: { capacity: 5 } }, /poolCache\.capacity: is not an option; expected one of max, ttl, unknownTtl/],
+    [{ userPools: resolver, poolCache: { capacity: 5 } }, /poolCache\.capacity: is not an option; expected one of max, ttl, unknownTtl, newIssuerRate/],
+    [{ userPools: resolver, poolCache: { newIssuersRate: 5 } }, /poolCache\.newIssuersRate: is not an option; did you mean newIssuerRate\?/],
+    [{ userPools: resolver, poolCache: { newIssuerRate: 0 } }, /poolCache\.newIssuerRate: must be a positive integer/],
+    [{ userPools: resolver, poolCache: { newIssuerRate: 2.5 } }, /poolCache\.newIssuerRate: must be a positive integer/],
+    [{ userPools: resolver, poolCache: { newIssuerRate: '100' } }, /poolCache\.newIssuerRate: must be a positive integer/],
     [{ userPools: resolver, poolCache: { max: 0 } }, /poolCache\.max: must be a positive integer/],
     [{ userPools: resolver, poolCache: { ttl: 0 } }, /poolCache\.ttl: must be a positive number/],
     [{ userPools: resolver, poolCache: { unknownTtl: -1 } }, /poolCache\.unknownTtl/],
@@ -415,7 +431,7 @@ t.test('options of the resolver are checked at register', async (t) => {
     t.throws(() => parseOptions(options as unknown as CognitoAuthOptions), { code: 'FST_COGNITO_INVALID_OPTION', message }, message.source)
   }
   const parsed = parseOptions({ userPools: resolver })
-  t.match(parsed.resolver, { max: 5000, ttlMs: 300_000, unknownTtlMs: 60_000, issuerPrefixes: [] }, 'defaults')
+  t.match(parsed.resolver, { max: 5000, ttlMs: 300_000, unknownTtlMs: 60_000, newIssuerRate: 100, issuerPrefixes: [] }, 'defaults')
   t.same(parsed.pools, [])
 })
 
@@ -514,6 +530,8 @@ t.test('an answer with its keys up front and every app client: no fetch; new key
   jwks = a.jwks
   clock.tick(60_000)
   await clock.settle()
+  t.equal((await h.get(token)).statusCode, 200, 'served while the resolver is asked')
+  await answered()
   t.equal((await h.get(token)).statusCode, 401, 'the old key is gone with the old answer')
   t.equal((await h.get(a.idToken())).statusCode, 200, 'the new key is the pool\'s')
   t.equal(host.total, before, 'nothing fetched')

@@ -197,18 +197,28 @@ export type CognitoPool = Readonly<CognitoUserPoolOptions> & { readonly tenant?:
 
 /**
  * Says which pool tokens of this (unverified, exact) issuer belong to, from the application's
- * allow-list; `null` or `undefined` for an issuer that is no pool of the application's.
+ * allow-list; `null`, `undefined` or `false` (any falsy value) for an issuer that is no pool of the
+ * application's.
  */
-export type PoolResolver = (issuer: string) => CognitoPoolAnswer | null | undefined | Promise<CognitoPoolAnswer | null | undefined>
+export type PoolResolver = (issuer: string) => CognitoPoolAnswer | null | undefined | false | Promise<CognitoPoolAnswer | null | undefined | false>
 
 /** How a resolver's answers are cached. Durations are in seconds. */
 export interface PoolCacheOptions {
   /** The most pools kept (least recently used first out), and the most issuers remembered as no pool. Default 5000. */
   max?: number
-  /** How long an answer is used before the resolver is asked again. Default 300. */
+  /**
+   * How long an answer is used before the resolver is asked again. Default 300. Past it, the pool
+   * is still served while the resolver is asked in the background, for at most as long again.
+   */
   ttl?: number
   /** How long "no pool" is remembered for an issuer. Default 60. */
   unknownTtl?: number
+  /**
+   * Questions per second, at most, about issuers of which no pool is held (new tenants, evicted
+   * ones, strangers), with a burst of as many; beyond it a token is refused with 503
+   * `FST_COGNITO_POOL_UNAVAILABLE`. Pools held are refreshed whatever this rate. Default 100.
+   */
+  newIssuerRate?: number
 }
 
 /** How the keys of a pool are cached. Durations are in seconds. */
@@ -486,6 +496,33 @@ export interface CognitoJwksEvent {
   /** The `kid`s added and removed by a rotation, or dropped by an expiry. */
   added?: readonly string[]
   removed?: readonly string[]
+}
+
+/**
+ * `fastify-cognito-jwt:pools`: what the pool directory does with a `userPools` resolver: each
+ * question and its outcome, each pool evicted, each question refused for load.
+ */
+export interface CognitoPoolEvent {
+  /**
+   * `asked`: the resolver is asked about the issuer; `answered`: it answered a pool;
+   * `unknown`: it answered no pool (or a pool of other issuers), a pool held for the issuer is
+   * dropped; `failed`: it threw, or answered something that is no pool; `evicted`: the pool left
+   * the cache, the least recently used beyond `poolCache.max`; `refused`: the question was not
+   * asked, too many being asked already (`reason` says which bound).
+   */
+  event: 'asked' | 'answered' | 'unknown' | 'failed' | 'evicted' | 'refused'
+  /** The issuer concerned, as a token named it: a Cognito issuer, or one of an allowed prefix. */
+  issuer: string
+  /** The pools held after the event. */
+  pools: number
+  /** A question about an issuer whose pool is held: the answer is refreshed (`asked`, `answered`, `unknown`, `failed`). */
+  refresh?: boolean
+  /** How long the resolver took (`answered`, `unknown`, `failed`). */
+  durationMs?: number
+  /** The answer differs from the pool held: a new key store (`answered`). */
+  changed?: boolean
+  /** Why (`unknown`, `failed`, `refused`), in words that name no token. */
+  reason?: string
 }
 
 /** `fastify-cognito-jwt:revocation`: the revocation list's synchronisation with its store. */

@@ -225,6 +225,9 @@ export class KeyStore<V> {
     }
     const response = fetcher.takeResponse()
     try {
+      // A store closed or discarded while its fetch was under way installs nothing: a response
+      // that was complete when the abort came must not bring keys back to a pool that is gone.
+      if (this.closed) throw outcome
       if (response?.body === undefined) throw outcome
       if (response.status !== 200) throw new Error(`unexpected status ${response.status}`)
       const keySet = parseJwks(parseJson(response.body), this.options.maxKeys)

@@ -10,6 +10,7 @@ import {
   type CognitoAuthenticatedEvent,
   type CognitoClaims,
   type CognitoJwksEvent,
+  type CognitoPoolEvent,
   type CognitoRefusedEvent,
   type CognitoRevocationEvent
 } from '../../../index'
@@ -20,6 +21,7 @@ describe('channels', () => {
     expect(channels.refused).type.toBe<'fastify-cognito-jwt:refused'>()
     expect(channels.jwks).type.toBe<'fastify-cognito-jwt:jwks'>()
     expect(channels.revocation).type.toBe<'fastify-cognito-jwt:revocation'>()
+    expect(channels.pools).type.toBe<'fastify-cognito-jwt:pools'>()
     expect(channels).type.not.toHaveProperty('token')
     // @ts-expect-error Cannot assign to 'refused' because it is a read-only property
     channels.refused = 'x'
@@ -58,12 +60,23 @@ describe('a typed handler', () => {
       expect(event).type.toBe<'synced' | 'disconnected' | 'reconnected'>()
       expect(entries).type.toBe<number>()
     })
+    diagnostics.subscribe(channels.pools, (message) => {
+      const { event, issuer, pools, refresh, durationMs, changed, reason } = message as CognitoPoolEvent
+      expect(event).type.toBe<'asked' | 'answered' | 'unknown' | 'failed' | 'evicted' | 'refused'>()
+      expect(issuer).type.toBe<string>()
+      expect(pools).type.toBe<number>()
+      expect(refresh).type.toBe<boolean | undefined>()
+      expect(durationMs).type.toBe<number | undefined>()
+      expect(changed).type.toBe<boolean | undefined>()
+      expect(reason).type.toBe<string | undefined>()
+    })
   })
 
   test('an error, the request and the claims are read-only facts, not options', () => {
     expect<CognitoRefusedEvent>().type.not.toHaveProperty('claims')
     expect<CognitoAuthenticatedEvent>().type.not.toHaveProperty('error')
     expect<CognitoJwksEvent>().type.not.toHaveProperty('request')
+    expect<CognitoPoolEvent>().type.not.toHaveProperty('token')
   })
 
   test('a handler that declares the event type is a ChannelListener only through unknown', () => {

@@ -32,6 +32,9 @@ test('the tenant type is the registered one', () => {
 test('the resolver must answer the registered tenant', () => {
   expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: async () => ({ ...pool, tenant }) })
   expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: () => null })
+  // Plain `known.has(issuer) && { ... }`: false is "not a tenant" too.
+  expect(app.register).type.toBeCallableWith(cognitoAuth, { userPools: async (issuer: string) => issuer !== '' && { ...pool, tenant } })
+  expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: () => true })
   expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: async () => pool })
   expect(app.register).type.not.toBeCallableWith(cognitoAuth, { userPools: async () => ({ ...pool, tenant: { id: '1' } }) })
   expect<CognitoPoolAnswer>().type.toBeAssignableFrom({ ...pool, tenant })
