@@ -257,14 +257,16 @@ export class ResolvingDirectory implements PoolDirectory {
 }
 
 /** What makes two answers the same pool: everything its key store and verifiers are built from. */
-function fingerprintOf ({ userPoolId, issuers, jwksUri, keys, tokenUse, clientIds }: PoolSettings): string {
+function fingerprintOf ({ userPoolId, issuers, jwksUri, keys, tokenUse, clientIds, claims }: PoolSettings): string {
   return JSON.stringify([
     userPoolId,
     issuers,
     jwksUri,
     keys === undefined ? null : [...keys.keys].map(([kid, key]) => `${kid} ${key.material}`),
     tokenUse,
-    clientIds === null ? null : [...clientIds].sort()
+    clientIds === null ? null : [...clientIds].sort(),
+    // The claims schemas: a token accepted under other ones is checked again.
+    claims?.fingerprint ?? null
   ])
 }
 
