@@ -44,16 +44,22 @@ const AJV_OPTIONS: AjvOptions = {
   verbose: false,
   // A schema is the application's, compiled once: no shared registry of schemas by `$id`.
   addUsedSchema: false,
-  // Unknown keywords and formats fail compilation (a misspelt rule must not check nothing);
-  // the merely stylistic warnings are not printed to the console.
+  // Unknown keywords and formats fail compilation (a misspelt rule must not check nothing); a
+  // required claim need not be described, and the merely stylistic warnings are not printed.
   strict: true,
+  strictRequired: false,
   strictTypes: false,
   strictTuples: false,
   logger: false
 }
 
+interface Compiled {
+  validate: ValidateFunction
+  check: ClaimsCheck
+}
+
 let ajv: AjvClass | undefined
-const compiled = new Map<string, ValidateFunction>()
+const compiled = new Map<string, Compiled>()
 
 function engine (): AjvClass {
   if (ajv === undefined) {
@@ -72,10 +78,10 @@ function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** The schema's compiled validator, compiled once per distinct JSON; throws with the engine's message. */
-function compile (json: string, option: string): ValidateFunction {
+/** The schema's check, compiled once per distinct JSON; throws with the engine's message. */
+function compile (json: string, option: string): ClaimsCheck {
   const known = compiled.get(json)
-  if (known !== undefined) return known
+  if (known !== undefined) return known.check
   const schema = JSON.parse(json) as Record<string, unknown>
   if (schema.$async !== undefined) fail(option, 'must not be asynchronous ($async): the claims are checked synchronously')
   let validate: ValidateFunction
@@ -86,12 +92,13 @@ function compile (json: string, option: string): ValidateFunction {
   }
   if (compiled.size >= MAX_COMPILED) {
     // Maps iterate in insertion order: the first is the oldest. The engine forgets it too.
-    const [oldest, validator] = compiled.entries().next().value as [string, ValidateFunction]
+    const [oldest, entry] = compiled.entries().next().value as [string, Compiled]
     compiled.delete(oldest)
-    engine().removeSchema(validator.schema)
+    engine().removeSchema(entry.validate.schema)
   }
-  compiled.set(json, validate)
-  return validate
+  const check = checkOf(validate)
+  compiled.set(json, { validate, check })
+  return check
 }
 
 /** The schema as JSON, the key of its compiled validator; refused if it is not JSON. */
@@ -120,7 +127,7 @@ export function parseClaimSchemas (value: unknown, option: string, tokenUse: Tok
     // A schema for tokens the pool never accepts would check nothing, silently.
     if (tokenUse !== 'any' && tokenUse !== kind) fail(`${option}.${kind}`, `applies to ${kind} tokens only, and this pool's tokenUse is "${tokenUse}"`)
     json[kind] = jsonOf(value[kind], `${option}.${kind}`)
-    schemas[kind] = checkOf(compile(json[kind], `${option}.${kind}`))
+    schemas[kind] = compile(json[kind], `${option}.${kind}`)
   }
   return { ...schemas, fingerprint: JSON.stringify([json.id ?? null, json.access ?? null]) }
 }
