@@ -123,10 +123,18 @@ export type RegisteredClaims<Kind extends 'id' | 'access'> = CognitoClaimsRegist
  * Claims of a Cognito ID token: Cognito's, with the application's registered ones
  * (`CognitoClaimsRegistry['id']`), which the `claims` option's schema has checked.
  */
-export type CognitoIdTokenClaims = CognitoStandardIdTokenClaims & RegisteredClaims<'id'>
+export type CognitoIdTokenClaims = WithRegistered<CognitoStandardIdTokenClaims, RegisteredClaims<'id'>>
 
 /** Claims of a Cognito access token: Cognito's, with the application's registered ones (`CognitoClaimsRegistry['access']`). */
-export type CognitoAccessTokenClaims = CognitoStandardAccessTokenClaims & RegisteredClaims<'access'>
+export type CognitoAccessTokenClaims = WithRegistered<CognitoStandardAccessTokenClaims, RegisteredClaims<'access'>>
+
+/**
+ * Cognito's claims with the registered ones in place of those of the same name (`email` becomes
+ * `string` instead of any JSON value); Cognito's as they are when none are registered.
+ */
+type WithRegistered<Standard, Registered> = [keyof Registered] extends [never]
+  ? Standard
+  : { [Claim in keyof Standard as Claim extends keyof Registered ? never : Claim]: Standard[Claim] } & Registered
 
 /** The verified claims of either kind of token; narrow on `token_use`. */
 export type CognitoClaims = CognitoIdTokenClaims | CognitoAccessTokenClaims
