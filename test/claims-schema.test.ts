@@ -237,6 +237,11 @@ t.test('compiled validators are shared by schemas of the same JSON, and bounded'
   const first = parsePoolAnswer({ ...new LocalIssuer().pluginOptions(), claims: { id: { type: 'object', properties: { n: { const: 0 } } } } })
   const again = parsePoolAnswer({ ...new LocalIssuer().pluginOptions(), claims: { id: { type: 'object', properties: { n: { const: 0 } } } } })
   t.equal(again.claims?.id, first.claims?.id, 'the same JSON: the same compiled check')
+  // Tenants' schemas may share an `$id` (one template, per-tenant rules): each is its own.
+  const one = parseClaimSchemas({ id: { $id: 'https://example.com/claims', type: 'object', required: ['a'] } }, 'claims', 'id')
+  const other = parseClaimSchemas({ id: { $id: 'https://example.com/claims', type: 'object', required: ['b'] } }, 'claims', 'id')
+  t.match(one?.id?.({ b: 1 }), /claim a fails/)
+  t.match(other?.id?.({ a: 1 }), /claim b fails/)
   for (let n = 1; n <= 256; n++) parseClaimSchemas({ id: { type: 'object', properties: { n: { const: n } } } }, 'claims', 'id')
   const later = parseClaimSchemas({ id: { type: 'object', properties: { n: { const: 0 } } } }, 'claims', 'id')
   t.not(later?.id, first.claims?.id, 'past the bound, the oldest was forgotten and is compiled anew')
