@@ -13,6 +13,7 @@
  *                             bounded dispatcher (both loaded by the first fetch), checked by lib/keys/jwk.ts
  *     lib/claims.ts           what fast-jwt has no option for: claim types, `iat`, `exp` itself,
  *                             `token_use`, the app client (`aud` or `client_id`), `audience`
+ *     lib/claims-schema.ts    the application's `claims` schemas (ajv, loaded by the first one), last
  *   lib/authenticate.ts       revocation, `isRevoked`, `resolveUser`, then `request.cognitoClaims`,
  *                             `cognitoUser` and `cognitoPool`
  *     lib/revocation/list.ts  the revocation list's in-process replica and `app.cognitoRevocation`;

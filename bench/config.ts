@@ -12,10 +12,10 @@ export const COGNITO_JWKS_URI = `${ISSUER}/.well-known/jwks.json`
 /** The subject of the tokens of the `resolveUser` workload: the one user the directory knows. */
 export const KNOWN_USER_SUB = '6f1d0c4e-6b2a-4a59-9a3e-0d6f3a3c1b7e'
 
-export const VARIANTS = ['none', 'floor', 'plugin', 'fast-jwt cache', 'aws-jwt-verify', '@fastify/jwt+get-jwks', 'fastify-jwt-jwks', 'plugin+events'] as const
+export const VARIANTS = ['none', 'floor', 'plugin', 'fast-jwt cache', 'aws-jwt-verify', '@fastify/jwt+get-jwks', 'fastify-jwt-jwks', 'plugin+events', 'plugin+claims'] as const
 export type Variant = typeof VARIANTS[number]
 /** Variants measured only when named in --variants. */
-export const OPTIONAL_VARIANTS: readonly Variant[] = ['plugin+events']
+export const OPTIONAL_VARIANTS: readonly Variant[] = ['plugin+events', 'plugin+claims']
 /** The libraries the plugin is compared with. */
 export const PEERS: readonly Variant[] = ['aws-jwt-verify', '@fastify/jwt+get-jwks', 'fastify-jwt-jwks']
 

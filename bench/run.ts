@@ -30,6 +30,8 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --variants <list>     e.g. none,floor,plugin (default all but plugin+events)
                         plugin+events: the plugin with a subscriber on each of its channels;
                         --quick --workloads a --variants plugin,plugin+events gives their ratio
+                        plugin+claims: the plugin with a five-claim schema on its ID tokens;
+                        --workloads b --variants plugin,plugin+claims gives the cost of the check
   --cpu-prof <list>     variants whose servers write a CPU profile (node --cpu-prof)`
 
 const WORKLOADS = {

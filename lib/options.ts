@@ -12,6 +12,7 @@ import type {
   TokenExtractor,
   TokenUse
 } from '../types'
+import { parseClaimSchemas, type ClaimSchemas } from './claims-schema'
 import { InvalidOptionError } from './errors'
 import { parseJwks, type ParsedKeySet } from './keys/jwk'
 import { REGISTER_KEYS, refuseUnknownKeys } from './option-keys'
@@ -29,6 +30,8 @@ export interface PoolSettings {
   clientIds: ReadonlySet<string> | null
   /** The resource servers an access token's `aud` must name; null: any. */
   audiences: ReadonlySet<string> | null
+  /** The application's claims schemas, compiled (lib/claims-schema.ts); null without `claims`. */
+  claims: ClaimSchemas | null
   /** The entry as given (its pool keys, and a resolver's `tenant`), frozen: `request.cognitoPool`. */
   entry: CognitoPool
 }
@@ -77,7 +80,7 @@ export interface Settings {
 const POOL_ID = /^([a-z0-9-]+)_[0-9A-Za-z]+$/
 const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/
 const TOKEN_USES: readonly string[] = ['id', 'access', 'any']
-const POOL_KEYS = ['userPoolId', 'region', 'clientId', 'tokenUse', 'issuer', 'jwksUri', 'jwks', 'audience']
+const POOL_KEYS = ['userPoolId', 'region', 'clientId', 'tokenUse', 'issuer', 'jwksUri', 'jwks', 'audience', 'claims']
 /** Options that hold for every pool; one a line. */
 const SHARED_KEYS = [
   'userPools',
@@ -198,6 +201,7 @@ function parsePool (pool: Record<string, unknown>, prefix: string, known = POOL_
     tokenUse: tokenUse as TokenUse,
     clientIds,
     audiences,
+    claims: parseClaimSchemas(pool.claims, `${prefix}claims`, tokenUse as TokenUse),
     entry: entryOf(pool, known)
   }
 }

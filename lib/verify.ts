@@ -10,12 +10,15 @@
  *   6. fast-jwt's verifier for that key, built once per key: base64url segments, RS256 only, the
  *      signature, `crit`, `iss`, `exp` and `nbf` with the tolerance, the required claims;
  *   7. what fast-jwt has no option for (lib/claims.ts): claim types, `iat`, `token_use`, the app
- *      client (`aud` or `client_id`), an access token's audience, `exp` itself.
+ *      client (`aud` or `client_id`), an access token's audience, `exp` itself;
+ *   8. the application's claims schema of the pool, if any (lib/claims-schema.ts).
+ * Steps 6 to 8 run once per token: a token from the cache has passed them all.
  * A known key keeps the whole path synchronous; only a key fetch returns a promise.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { TokenError } from './fast-jwt'
 import { asCognitoClaims, checkCognitoClaims, hasExpired } from './claims'
+import { checkClaimSchemas } from './claims-schema'
 import { JwksUnavailableError, TokenExpiredError, TokenInvalidError, withReason, type CognitoAuthError } from './errors'
 import type { StoredKey } from './keys/store'
 import type { JwksSettings, PoolSettings, ResolverSettings } from './options'
@@ -183,6 +186,9 @@ export class CognitoVerifier {
     const reason = checkCognitoClaims(pool.settings, claims, now, this.toleranceMs)
     if (reason !== undefined) throw refuse(reason)
     if (hasExpired(claims, now, this.toleranceMs)) throw withReason(new TokenExpiredError(), 'the token has expired (exp reached)')
+    // Last: the application's rules only ever refuse claims the plugin's own rules have accepted.
+    const refusal = checkClaimSchemas(pool.settings.claims, claims)
+    if (refusal !== undefined) throw refuse(refusal)
     const verified: VerifiedToken = {
       claims: asCognitoClaims(claims),
       expiresAt: (claims.exp as number) * 1000 + this.toleranceMs,

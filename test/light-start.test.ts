@@ -1,6 +1,7 @@
 /**
  * A light start: get-jwks and undici are loaded by the first key fetch, never with keys given up
- * front; fast-jwt by the first key prepared. Each case runs in a fresh Node.js process (with the
+ * front; fast-jwt by the first key prepared; ajv (for `claims` schemas) not by the import (Fastify
+ * itself loads it for route schemas once an instance is built, and the plugin uses that copy). Each case runs in a fresh Node.js process (with the
  * tsx loader), which reports what `require.cache` holds at each stage.
  */
 import { spawnSync } from 'node:child_process'
@@ -14,10 +15,11 @@ const WATCHED = ['get-jwks', 'undici', 'fast-jwt', 'lru-cache', 'asn1.js']
 const CHILD = `
 const watched = ${JSON.stringify(WATCHED)}
 const loaded = () => watched.filter((name) => Object.keys(require.cache).some((path) => path.includes('/node_modules/' + name + '/')))
+const ajvLoaded = () => Object.keys(require.cache).some((path) => path.includes('/node_modules/ajv/'))
 const report = (stage, extra) => console.log(JSON.stringify({ stage, loaded: loaded(), ...extra }))
 async function main (mode) {
   const cognitoAuth = require('./index.ts').default
-  report('import')
+  report('import', { ajv: ajvLoaded() })
   const Fastify = require('fastify')
   const { LocalIssuer } = require('./testing.ts')
   const issuer = new LocalIssuer()
@@ -38,6 +40,7 @@ main(process.argv[1]).catch((err) => { console.error(err); process.exitCode = 1 
 interface Stage {
   stage: string
   loaded: string[]
+  ajv?: boolean
   status?: number
   body?: unknown
 }
@@ -52,7 +55,7 @@ function run (mode: 'up-front' | 'fetch'): Stage[] {
 
 t.test('keys given up front: neither get-jwks nor undici is ever loaded', async (t) => {
   const [imported, ready, first] = run('up-front')
-  t.same(imported, { stage: 'import', loaded: [] }, 'the import loads none of them, nor fast-jwt')
+  t.same(imported, { stage: 'import', loaded: [], ajv: false }, 'the import loads none of them, nor fast-jwt, nor ajv')
   t.same(ready.loaded, ['fast-jwt', 'asn1.js'], 'fast-jwt comes with the first key prepared, at register')
   t.same(first, { stage: 'first request', loaded: ['fast-jwt', 'asn1.js'], status: 200, body: { sub: 'alice' } }, 'an authenticated request loads nothing more')
 })

@@ -55,8 +55,8 @@ export interface CognitoBaseClaims {
   [claim: string]: unknown
 }
 
-/** Claims of a Cognito ID token: who the user is, for the app client in `aud`. */
-export interface CognitoIdTokenClaims extends CognitoBaseClaims {
+/** Claims of a Cognito ID token as Cognito writes them: who the user is, for the app client in `aud`. */
+export interface CognitoStandardIdTokenClaims extends CognitoBaseClaims {
   token_use: 'id'
   /** The app client id. */
   aud: string
@@ -76,12 +76,12 @@ export interface CognitoIdTokenClaims extends CognitoBaseClaims {
 }
 
 /**
- * Claims of a Cognito access token: what the caller may do. `client_id` names the app client; an
+ * Claims of a Cognito access token as Cognito writes them: what the caller may do. `client_id` names the app client; an
  * `aud`, when present, names resource servers (see the pool's `audience` option). A
  * machine-to-machine token (client-credentials grant) has no `username` and no groups, and its
  * `sub` is the client id.
  */
-export interface CognitoAccessTokenClaims extends CognitoBaseClaims {
+export interface CognitoStandardAccessTokenClaims extends CognitoBaseClaims {
   token_use: 'access'
   /** The app client id. */
   client_id: string
@@ -95,6 +95,47 @@ export interface CognitoAccessTokenClaims extends CognitoBaseClaims {
   version?: CognitoClaimValue
 }
 
+/**
+ * The claims the application declares, checked at run time by the `claims` option's JSON Schemas.
+ * Augment this interface to type them (e.g. with TypeBox's `Static`):
+ *
+ * ```ts
+ * declare module 'fastify-cognito-jwt' {
+ *   interface CognitoClaimsRegistry { id: { email: string, 'custom:tenant': string } }
+ * }
+ * ```
+ *
+ * `id` types ID tokens' claims, `access` access tokens'. Each kind registered makes the `claims`
+ * option's schema of that kind required for every pool that accepts such tokens, so the types
+ * cannot claim what nothing checks. A claim the plugin decides with may only be redeclared to its
+ * own type (or a narrower one): otherwise `register` is a type error.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface CognitoClaimsRegistry {}
+
+/** The kinds of token whose claims are registered in CognitoClaimsRegistry. */
+type RegisteredKind = Extract<keyof CognitoClaimsRegistry, 'id' | 'access'>
+
+/** The claims registered for a kind of token; `{}` when none are. */
+export type RegisteredClaims<Kind extends 'id' | 'access'> = CognitoClaimsRegistry extends { [K in Kind]: infer Claims } ? Claims : {}
+
+/**
+ * Claims of a Cognito ID token: Cognito's, with the application's registered ones
+ * (`CognitoClaimsRegistry['id']`), which the `claims` option's schema has checked.
+ */
+export type CognitoIdTokenClaims = WithRegistered<CognitoStandardIdTokenClaims, RegisteredClaims<'id'>>
+
+/** Claims of a Cognito access token: Cognito's, with the application's registered ones (`CognitoClaimsRegistry['access']`). */
+export type CognitoAccessTokenClaims = WithRegistered<CognitoStandardAccessTokenClaims, RegisteredClaims<'access'>>
+
+/**
+ * Cognito's claims with the registered ones in place of those of the same name (`email` becomes
+ * `string` instead of any JSON value); Cognito's as they are when none are registered.
+ */
+type WithRegistered<Standard, Registered> = [keyof Registered] extends [never]
+  ? Standard
+  : { [Claim in keyof Standard as Claim extends keyof Registered ? never : Claim]: Standard[Claim] } & Registered
+
 /** The verified claims of either kind of token; narrow on `token_use`. */
 export type CognitoClaims = CognitoIdTokenClaims | CognitoAccessTokenClaims
 
@@ -104,6 +145,67 @@ export type TokenUse = 'id' | 'access' | 'any'
 /** The claims of the tokens a pool with this `tokenUse` accepts: `'any'` (or a mix) gives the union. */
 export type CognitoClaimsFor<Use extends TokenUse> =
   Use extends 'id' ? CognitoIdTokenClaims : Use extends 'access' ? CognitoAccessTokenClaims : CognitoClaims
+
+/**
+ * The claims the plugin decides with: its own checks hold them to these types before any schema
+ * of the application's runs, and the registry may not give them others.
+ */
+export type CognitoDecisionClaim =
+  'iss' | 'exp' | 'sub' | 'token_use' | 'aud' | 'client_id' | 'cognito:groups' | 'scope' | 'jti' | 'origin_jti' | 'auth_time' | 'iat' | 'nbf'
+
+/** A decision claim's type in a token of this kind, as the plugin checks it. */
+type DecisionClaimTypes<Kind extends 'id' | 'access'> = {
+  iss: string
+  exp: number
+  sub: string
+  token_use: Kind
+  aud: Kind extends 'id' ? string : string | string[]
+  client_id: string
+  'cognito:groups': string[]
+  scope: string
+  jti: string
+  origin_jti: string
+  auth_time: number
+  iat: number
+  nbf: number
+}
+
+/** The decision claims the registry redeclares, for this kind, to a type the plugin does not check. */
+export type RedeclaredDecisionClaims<Kind extends 'id' | 'access'> = {
+  [Claim in keyof RegisteredClaims<Kind> & CognitoDecisionClaim]-?:
+    [Exclude<RegisteredClaims<Kind>[Claim], undefined>] extends [DecisionClaimTypes<Kind>[Claim]] ? never : Claim
+}[keyof RegisteredClaims<Kind> & CognitoDecisionClaim]
+
+/**
+ * A JSON Schema for a token's claims, as an object (a TypeBox `Type.Object(...)` is one). It is
+ * compiled at register (a resolver's answer: once per distinct schema) by ajv, with ajv-formats.
+ */
+export type CognitoClaimsSchema = object
+
+/** The `claims` option: a JSON Schema for ID tokens' claims, access tokens', or both. */
+export interface CognitoClaimsOptions {
+  id?: CognitoClaimsSchema
+  access?: CognitoClaimsSchema
+}
+
+/** The kinds of token a pool with this `tokenUse` accepts. */
+type KindsOf<Use extends TokenUse> = Use extends 'any' ? 'id' | 'access' : Exclude<Use, 'any'>
+
+/** What a pool of this `tokenUse` accepts as `claims`: the schemas of the kinds it accepts. */
+export type CognitoClaimsOptionsFor<Use extends TokenUse> = Pick<CognitoClaimsOptions, KindsOf<Use>>
+
+/**
+ * `claims` as a pool with this `tokenUse` must give it: required, with a schema for each kind of
+ * token it accepts whose claims are registered in CognitoClaimsRegistry; optional with no registry.
+ * A registry that redeclares a decision claim to another type makes it impossible to satisfy,
+ * and the error names the claims.
+ */
+export type CognitoClaimsRequirement<Use extends TokenUse> =
+  [RedeclaredDecisionClaims<'id'> | RedeclaredDecisionClaims<'access'>] extends [never]
+    ? [Extract<RegisteredKind, KindsOf<Use>>] extends [never]
+        ? { claims?: CognitoClaimsOptionsFor<Use> }
+        : { claims: CognitoClaimsOptionsFor<Use> & { [Kind in Extract<RegisteredKind, KindsOf<Use>>]-?: CognitoClaimsSchema } }
+    : { claims: { 'CognitoClaimsRegistry redeclares decision claims to another type': RedeclaredDecisionClaims<'id'> | RedeclaredDecisionClaims<'access'> } }
 
 /**
  * The application's user. Augment this interface to give `request.cognitoUser` your own type:
@@ -167,6 +269,23 @@ export interface CognitoUserPoolOptions {
 }
 
 /**
+ * A pool's entry with its `claims` schemas, as its `tokenUse` requires them (see
+ * `CognitoClaimsRequirement`): a `userPools` entry, or a resolver's answer.
+ */
+export type CognitoUserPoolEntry = CognitoUserPoolOptions & CognitoPoolClaims
+
+/**
+ * `claims` for a pool of each `tokenUse`: with claims registered, the schemas of the kinds of
+ * token it accepts, required for those the registry types; without, any schemas, optional.
+ */
+export type CognitoPoolClaims = [RegisteredKind] extends [never]
+  ? { claims?: CognitoClaimsOptions }
+  :
+    | ({ tokenUse?: 'id' } & CognitoClaimsRequirement<'id'>)
+    | ({ tokenUse: 'access' } & CognitoClaimsRequirement<'access'>)
+    | ({ tokenUse: 'any' } & CognitoClaimsRequirement<'any'>)
+
+/**
  * The application's own data about a pool (a tenant). Augment this interface to give the
  * resolver's `tenant` and `request.cognitoPool.tenant` your own type:
  *
@@ -186,14 +305,14 @@ export type CognitoTenant = CognitoPoolRegistry extends { tenant: infer T } ? T 
  * What a `userPools` resolver answers for an issuer: a pool entry, checked like one listed up
  * front, and `tenant`, the application's own data (required once a tenant type is registered).
  */
-export type CognitoPoolAnswer = CognitoUserPoolOptions &
+export type CognitoPoolAnswer = CognitoUserPoolEntry &
   (CognitoPoolRegistry extends { tenant: unknown } ? { tenant: CognitoTenant } : { tenant?: unknown })
 
 /**
  * `request.cognitoPool`: the entry of the pool that accepted the token, frozen. A resolved pool's
  * is the resolver's latest answer, with its `tenant`; a configured pool's is its entry, without one.
  */
-export type CognitoPool = Readonly<CognitoUserPoolOptions> & { readonly tenant?: CognitoTenant }
+export type CognitoPool = Readonly<CognitoUserPoolOptions> & { readonly claims?: Readonly<CognitoClaimsOptions>, readonly tenant?: CognitoTenant }
 
 /**
  * Says which pool tokens of this (unverified, exact) issuer belong to, from the application's
@@ -373,6 +492,7 @@ export interface CognitoSinglePoolOptions extends CognitoUserPoolOptions, Cognit
  */
 export type CognitoSinglePoolOptionsFor<Use extends TokenUse> =
   Omit<CognitoUserPoolOptions, 'tokenUse'> & CognitoAuthSharedOptions<CognitoClaimsFor<Use>> & { userPools?: undefined } &
+  CognitoClaimsRequirement<Use> &
   ([Use] extends ['access'] ? { tokenUse: Use } : [Use] extends ['any'] ? { tokenUse: Use } : { tokenUse?: Use })
 
 /** The kind of token a pool's options accept: `'id'` when `tokenUse` is left out. */
@@ -382,17 +502,17 @@ export type TokenUseOf<Pool> =
       : 'id'
 
 /** The claims of the tokens any of these pools accepts: the union of the pools' kinds. */
-export type CognitoClaimsOfPools<Pools extends readonly CognitoUserPoolOptions[]> = CognitoClaimsFor<TokenUseOf<Pools[number]>>
+export type CognitoClaimsOfPools<Pools extends readonly CognitoUserPoolEntry[]> = CognitoClaimsFor<TokenUseOf<Pools[number]>>
 
 /** Several user pools (or app client sets) in one instance; the hooks receive the claims of any of them. */
-export interface CognitoMultiPoolOptions<Pools extends readonly CognitoUserPoolOptions[] = readonly CognitoUserPoolOptions[]>
-  extends CognitoAuthSharedOptions<CognitoClaimsOfPools<Pools>>, Partial<Record<keyof CognitoUserPoolOptions, undefined>> {
+export interface CognitoMultiPoolOptions<Pools extends readonly CognitoUserPoolEntry[] = readonly CognitoUserPoolEntry[]>
+  extends CognitoAuthSharedOptions<CognitoClaimsOfPools<Pools>>, Partial<Record<keyof CognitoUserPoolOptions | 'claims', undefined>> {
   userPools: Pools
 }
 
 /** Pools resolved at run time: `userPools` is the application's resolver. */
 export interface CognitoResolvedPoolOptions
-  extends CognitoAuthSharedOptions, Partial<Record<keyof CognitoUserPoolOptions, undefined>> {
+  extends CognitoAuthSharedOptions, Partial<Record<keyof CognitoUserPoolOptions | 'claims', undefined>> {
   userPools: PoolResolver
   poolCache?: PoolCacheOptions
   /**
@@ -411,7 +531,7 @@ export type CognitoUserResolution<Claims extends CognitoClaims = CognitoClaims> 
  * more precise: there `resolveUser` and `isRevoked` receive the claims of the tokens `tokenUse`
  * accepts (see `CognitoSinglePoolOptionsFor`).
  */
-export type CognitoAuthOptions = (CognitoSinglePoolOptions | CognitoMultiPoolOptions | CognitoResolvedPoolOptions) & CognitoUserResolution
+export type CognitoAuthOptions = ((CognitoSinglePoolOptions & CognitoPoolClaims) | CognitoMultiPoolOptions | CognitoResolvedPoolOptions) & CognitoUserResolution
 
 // A mark that exists in the types only: it lets the `register` overloads below recognise this
 // plugin, and no other, without any runtime property.
@@ -553,7 +673,7 @@ declare module 'fastify' {
       plugin: CognitoAuthPlugin,
       opts: RegisterOptions & CognitoResolvedPoolOptions & CognitoUserResolution
     ): T
-    <const Pools extends readonly CognitoUserPoolOptions[]>(
+    <const Pools extends readonly CognitoUserPoolEntry[]>(
       plugin: CognitoAuthPlugin,
       opts: RegisterOptions & CognitoMultiPoolOptions<Pools> & CognitoUserResolution<CognitoClaimsOfPools<Pools>>
     ): T

@@ -8,6 +8,7 @@ import { setupFastifyJwtJwks } from './fastify-jwt-jwks'
 import { setupFloor } from './floor'
 import { setupNone } from './none'
 import { setupPlugin } from './plugin'
+import { setupPluginClaims } from './plugin-claims'
 import { setupPluginEvents } from './plugin-events'
 
 export const variants: Record<Variant, SetupVariant> = {
@@ -18,5 +19,6 @@ export const variants: Record<Variant, SetupVariant> = {
   'aws-jwt-verify': setupAwsJwtVerify,
   '@fastify/jwt+get-jwks': setupFastifyJwt,
   'fastify-jwt-jwks': setupFastifyJwtJwks,
-  'plugin+events': setupPluginEvents
+  'plugin+events': setupPluginEvents,
+  'plugin+claims': setupPluginClaims
 }

@@ -1,11 +1,12 @@
 /** This plugin with its default options; keys fetched from the pool's JWKS URI (served on loopback). */
 import Redis from 'ioredis'
-import type { CognitoUser } from '../../index'
+import type { CognitoClaimsOptions, CognitoUser } from '../../index'
 import cognitoAuth from '../../index'
 import { CLIENT_ID, REVOKE_ROUTE, USER_POOL_ID } from '../config'
 import { findUser, type SetupVariant } from './common'
 
-export const setupPlugin: SetupVariant = async (app, { jwksUri, resolveUser, revocation }) => {
+/** The plugin, with options added to the pool (e.g. `claims` schemas). */
+export const setupPluginWith = (pool: { claims?: CognitoClaimsOptions }): SetupVariant => async (app, { jwksUri, resolveUser, revocation }) => {
   if (revocation !== undefined) {
     const redis = new Redis({ host: '127.0.0.1', port: revocation.redisPort })
     app.addHook('onClose', async () => { redis.disconnect() })
@@ -20,6 +21,7 @@ export const setupPlugin: SetupVariant = async (app, { jwksUri, resolveUser, rev
     userPoolId: USER_POOL_ID,
     clientId: CLIENT_ID,
     jwksUri,
+    ...pool,
     // The bench does not register its user type in CognitoUserRegistry: that would retype
     // `request.cognitoUser` for the whole project, so the lookup's result is cast here.
     ...(resolveUser ? { resolveUser: async (claims) => await findUser(claims.sub) as CognitoUser | undefined } : {})
@@ -29,3 +31,5 @@ export const setupPlugin: SetupVariant = async (app, { jwksUri, resolveUser, rev
     subject: (request) => request.cognitoClaims?.sub ?? ''
   }
 }
+
+export const setupPlugin: SetupVariant = setupPluginWith({})

@@ -398,6 +398,8 @@ const ACCEPTANCE: { readonly [Field in keyof Required<PoolSettings>]: ((value: P
   tokenUse: (use) => use,
   clientIds: sorted,
   audiences: sorted,
+  // The claims schemas: a token accepted under other ones is checked again.
+  claims: (claims) => claims?.fingerprint ?? null,
   // The entry as given, and the application's `tenant` in it: handed to requests, never a verdict.
   entry: null
 }
