@@ -13,7 +13,7 @@ import type { CognitoClaims } from '../index'
 import { RevocationList } from '../lib/revocation/list'
 import type { LocalIssuer } from '../testing'
 import { RedisServer, redisSkip } from '../test/helpers/redis-server'
-import { HEAP_ROUTE, REVOKE_ROUTE, ROUTE, type ServerSpec } from './config'
+import { HEAP_ROUTE, REVOKE_ROUTE, ROUTE, USER_POOL_ID, type ServerSpec } from './config'
 import { assertAccepts, measure, TokenCycle, type LoadOptions } from './load'
 import { startServer, stopAllServers, type RunningServer } from './processes'
 import { median } from './report'
@@ -33,7 +33,7 @@ async function fill (port: number, keyPrefix: string, count: number): Promise<vo
     const expires = Date.now() + 86_400_000
     for (let done = 0; done < count; done += 10_000) {
       const batch: Array<string | number> = []
-      for (let i = done; i < Math.min(count, done + 10_000); i++) batch.push(expires, JSON.stringify(['s', randomUUID()]))
+      for (let i = done; i < Math.min(count, done + 10_000); i++) batch.push(expires, JSON.stringify(['s', USER_POOL_ID, randomUUID()]))
       await redis.zadd(`${keyPrefix}entries`, ...batch)
     }
   } finally {
@@ -61,22 +61,23 @@ async function statusOf (server: RunningServer, token: string): Promise<number> 
  * does not move when other processes share the cores.
  */
 function checkCost (entries: number, claims: CognitoClaims): { empty: number, full: number } {
-  const settings = { store: 'memory' as const, keyPrefix: '', maxTokenLifetimeMs: 86_400_000, maxStaleMs: Infinity, timeoutMs: 5000 }
+  const settings = { store: 'memory' as const, keyPrefix: '', maxTokenLifetimeMs: 86_400_000, maxStaleMs: Infinity, timeoutMs: 5000, replicas: 0, clockToleranceMs: 0 }
+  const pool = { userPoolId: 'eu-central-1_Bench' }
   const silent = { debug () {}, info () {}, warn () {} } as unknown as FastifyBaseLogger
   const time = (list: RevocationList): number => {
     const calls = 2_000_000
-    for (let i = 0; i < 100_000; i++) list.refusal(claims)
+    for (let i = 0; i < 100_000; i++) list.refusal(claims, pool)
     const start = process.hrtime.bigint()
     let refused = 0
-    for (let i = 0; i < calls; i++) if (list.refusal(claims) !== undefined) refused++
+    for (let i = 0; i < calls; i++) if (list.refusal(claims, pool) !== undefined) refused++
     if (refused !== 0) throw new Error('the check refused a token that is not revoked')
     return Number(process.hrtime.bigint() - start) / calls
   }
-  const empty = new RevocationList(settings, (iss) => iss === claims.iss, silent)
-  const full = new RevocationList(settings, (iss) => iss === claims.iss, silent)
+  const empty = new RevocationList(settings, () => ({ settings: pool }), silent)
+  const full = new RevocationList(settings, () => ({ settings: pool }), silent)
   const expires = Date.now() + 86_400_000
-  for (let i = 0; i < entries; i++) full.apply({ kind: 'session', id: randomUUID(), expires })
-  full.apply({ kind: 'user', iss: claims.iss, sub: randomUUID(), mark: 0, expires })
+  for (let i = 0; i < entries; i++) full.apply({ kind: 'session', pool: pool.userPoolId, id: randomUUID(), expires })
+  full.apply({ kind: 'user', pool: pool.userPoolId, sub: randomUUID(), mark: 0, expires })
   return { empty: time(empty), full: time(full) }
 }
 
@@ -131,7 +132,7 @@ export async function runRevocationStep (issuer: LocalIssuer, jwksUri: string, t
       const origin = randomUUID()
       const session = issuer.idToken({ origin_jti: origin })
       if (await statusOf(reader, session) !== 200) throw new Error('the reader refused a valid token')
-      const response = await fetch(`${writer.url}${REVOKE_ROUTE}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ origin_jti: origin }) })
+      const response = await fetch(`${writer.url}${REVOKE_ROUTE}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ iss: issuer.issuer, origin_jti: origin }) })
       if (response.status !== 204) throw new Error(`revokeSession answered ${response.status}`)
       const resolved = performance.now()
       while (await statusOf(reader, session) !== 401) { /* poll */ }

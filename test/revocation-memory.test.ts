@@ -15,7 +15,7 @@ t.test('without the option, app.cognitoRevocation says how to set it', async (t)
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(cognitoAuth, issuer.pluginOptions())
-  await t.rejects(app.cognitoRevocation.revokeSession({ jti: 'x' }), { code: 'FST_COGNITO_INVALID_OPTION', message: /revocation: is not set/ })
+  await t.rejects(app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'x' }), { code: 'FST_COGNITO_INVALID_OPTION', message: /revocation: is not set/ })
   await t.rejects(app.cognitoRevocation.signOutUser({ iss: issuer.issuer, sub: 'x' }), { code: 'FST_COGNITO_INVALID_OPTION' })
   t.throws(() => app.cognitoRevocation.stats(), { code: 'FST_COGNITO_INVALID_OPTION' })
 })
@@ -24,7 +24,7 @@ t.test('the memory store is in sync from the start, and each instance has its ow
   const one = await buildApp(t, { store: 'memory' })
   const two = await buildApp(t, { store: 'memory' })
   const token = issuer.idToken()
-  await one.cognitoRevocation.revokeSession({ origin_jti: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).origin_jti })
+  await one.cognitoRevocation.revokeSession({ iss: issuer.issuer, origin_jti: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).origin_jti })
   t.equal((await get(one, token)).statusCode, 401)
   t.equal((await get(two, token)).statusCode, 200, 'a memory list is one process\'s own')
   const stats = one.cognitoRevocation.stats()
@@ -45,12 +45,12 @@ t.test('the memory list reports its one sync, at start, on the revocation channe
   subscribe(channels.revocation, listener)
   t.teardown(() => { unsubscribe(channels.revocation, listener) })
   const app = await buildApp(t, { store: 'memory' })
-  await app.cognitoRevocation.revokeSession({ jti: 'after' })
+  await app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'after' })
   t.same(events, [{ event: 'synced', entries: 0, durationMs: 0 }])
 })
 
 t.test('revocation options are checked at register', async (t) => {
-  const client = { duplicate () {}, multi () {}, zrangebyscore () {}, subscribe () {}, on () {} }
+  const client = { duplicate () {}, eval () {}, zscan () {}, subscribe () {}, on () {} }
   const cases: Array<[unknown, RegExp]> = [
     [null, /Invalid option revocation: must be \{ redis: <client> \} or \{ store: 'memory' \}/],
     ['memory', /Invalid option revocation: must be/],
@@ -85,7 +85,7 @@ t.test('a revocation before the server is ready is enforced once it is', async (
   t.teardown(() => app.close())
   await app.register(cognitoAuth, { ...issuer.pluginOptions(), revocation: { store: 'memory' } })
   app.get('/me', { onRequest: app.authenticate }, async () => ({ ok: true }))
-  await app.cognitoRevocation.revokeSession({ jti: 'early' })
+  await app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'early' })
   await app.ready()
   t.equal((await get(app, issuer.idToken({ jti: 'early', origin_jti: undefined }))).statusCode, 401)
 })
