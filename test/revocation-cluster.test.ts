@@ -4,6 +4,7 @@
  * the channel reaches the subscribers whichever node each one is connected to.
  */
 import { randomUUID } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
 import Redis, { type Cluster } from 'ioredis'
 import t from 'tap'
 import type { RedisRevocationOptions } from '../index'
@@ -53,7 +54,7 @@ if (clusterSkip !== false) {
     // has one (PUBSUB NUMSUB counts a node's own subscribers), the publishing node included.
     const keyPrefix = `cluster:${randomUUID()}:`
     const writer = await buildApp(t, { redis: client(), keyPrefix })
-    const readers = []
+    const readers: FastifyInstance[] = []
     const everyNode = async (): Promise<boolean> => {
       for (const { port } of cluster.nodes) {
         const [, count] = await command(port, 'PUBSUB', 'NUMSUB', `${keyPrefix}events`) as [string, number]
@@ -70,5 +71,38 @@ if (clusterSkip !== false) {
     await writer.cognitoRevocation.revokeSession(claimsOf(token))
     for (const reader of readers) await eventually(async () => (await get(reader, token)).statusCode === 401)
     t.pass('every instance refuses the revoked session')
+  })
+
+  // The last test: it fails a node of the cluster. A known gap, its verdict marked todo until the
+  // store resyncs after its subscription moves: ioredis moves a Cluster's subscription to another
+  // node, without an event, when its node fails; what was published in between never reaches the
+  // instance, which still says it is in sync.
+  t.test('a node that held subscriptions fails: the instances subscribed there catch up', async (t) => {
+    const keyPrefix = `cluster:${randomUUID()}:`
+    const slot = await command(cluster.nodes[0].port, 'CLUSTER', 'KEYSLOT', `${keyPrefix}entries`) as number
+    const slots = await command(cluster.nodes[0].port, 'CLUSTER', 'SLOTS') as Array<[number, number, [string, number]]>
+    const keyNode = (slots.find(([first, last]) => slot >= first && slot <= last) as [number, number, [string, number]])[2][1]
+    // A node other than the key's, so that writes go on while it is down.
+    const node = cluster.nodes.find(({ port }) => port !== keyNode) as (typeof cluster.nodes)[number]
+    const subscribed = async (): Promise<number> => (await command(node.port, 'PUBSUB', 'NUMSUB', `${keyPrefix}events`) as [string, number])[1]
+    const apps: FastifyInstance[] = []
+    while (await subscribed() === 0) {
+      if (apps.length === 20) throw new Error('20 instances and none subscribed on the node')
+      apps.push(await buildApp(t, { redis: client(), keyPrefix }))
+    }
+    const writer = await buildApp(t, { redis: client(), keyPrefix })
+    // Frozen, the node delivers nothing; killed, its subscribers move to the other nodes.
+    node.freeze()
+    const token = issuer.idToken({ sub: 'gus' })
+    await writer.cognitoRevocation.revokeSession(claimsOf(token))
+    await node.kill()
+    await node.restart()
+    const refusing = async (): Promise<boolean> => {
+      for (const app of apps) if ((await get(app, token)).statusCode !== 401) return false
+      return true
+    }
+    const caughtUp = await eventually(refusing, 10_000).then(() => true, () => false)
+    t.ok(caughtUp, 'every instance refuses the session revoked while its subscription node was failing',
+      { todo: 'the Redis store does not notice that a Cluster subscription moved to another node' })
   })
 }

@@ -145,7 +145,7 @@ export class RedisServer {
     this.child = undefined
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
     const exited = once(child, 'exit')
-    this.signal('SIGCONT', child)
+    // A frozen server dies without running again: what sits in its sockets is never delivered.
     this.signal('SIGKILL', child)
     await exited
   }
