@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -44,14 +44,15 @@ async function freePort (): Promise<number> {
 
 export class RedisServer {
   private child: ChildProcess | undefined
-  private constructor (readonly port: number, readonly dir: string) {}
+  private constructor (readonly port: number, readonly dir: string, private readonly args: readonly string[]) {}
 
   get url (): string {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  static async start (t: Teardown): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), mkdtempSync(join(tmpdir(), 'cognito-redis-')))
+  /** `args`: more of redis-server's options, e.g. `['--replicaof', '127.0.0.1', port]`. */
+  static async start (t: Teardown, args: readonly string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), mkdtempSync(join(tmpdir(), 'cognito-redis-')), args)
     t.teardown(async () => {
       await server.kill()
       rmSync(server.dir, { recursive: true, force: true })
@@ -64,7 +65,7 @@ export class RedisServer {
   async restart (): Promise<void> {
     const child = spawn(redisServerPath as string, [
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
-      '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'
+      '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', ...this.args
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
@@ -83,6 +84,12 @@ export class RedisServer {
     child.kill('SIGCONT')
     child.kill('SIGKILL')
     await once(child, 'exit')
+  }
+
+  /** Forgets every entry: the next restart is that of a server without persistence. */
+  wipe (): void {
+    rmSync(this.dir, { recursive: true, force: true })
+    mkdirSync(this.dir)
   }
 
   /** Freezes the server (SIGSTOP): connections stay open and nothing answers. */
