@@ -94,7 +94,7 @@ export class RedisServer {
   }
 
   /** A server; `args` add to (or override) its settings, e.g. `['--replicaof', '127.0.0.1', '6379']`. */
-  static async start (t: Teardown, args: string[] = []): Promise<RedisServer> {
+  static async start (t: Teardown, args: readonly string[] = []): Promise<RedisServer> {
     const port = await freePort()
     const dir = mkdtempSync(join(tmpdir(), 'cognito-redis-'))
     return await RedisServer.launch(t, new RedisServer(port, dir, [
@@ -126,9 +126,7 @@ export class RedisServer {
    * `empty`: its data is gone first, as after a restart without persistence.
    */
   async restart (options: { empty?: boolean } = {}): Promise<void> {
-    if (options.empty === true) {
-      for (const name of readdirSync(this.dir)) rmSync(join(this.dir, name), { recursive: true, force: true })
-    }
+    if (options.empty === true) this.wipe()
     const child = spawn(redisServerPath as string, this.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     this.child = child
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
@@ -148,6 +146,11 @@ export class RedisServer {
     // A frozen server dies without running again: what sits in its sockets is never delivered.
     this.signal('SIGKILL', child)
     await exited
+  }
+
+  /** Forgets every entry: the next restart is that of a server without persistence. */
+  wipe (): void {
+    for (const name of readdirSync(this.dir)) rmSync(join(this.dir, name), { recursive: true, force: true })
   }
 
   /** Freezes the server (SIGSTOP): connections stay open and nothing answers. */
