@@ -181,8 +181,9 @@ export class RedisSentinel {
   readonly name = 'cognito'
 
   private constructor (
-    readonly primary: RedisServer,
-    readonly replica: RedisServer,
+    /** The primary and the replica swap roles on a failover. */
+    public primary: RedisServer,
+    public replica: RedisServer,
     readonly sentinels: RedisServer[]
   ) {}
 
@@ -249,8 +250,8 @@ export class RedisSentinel {
       }, 20_000)
     }
     await until('the new primary takes writes', async () => ((await command(replica.port, 'ROLE')) as string[])[0] === 'master', 10_000)
-    ;(this as { primary: RedisServer }).primary = replica
-    ;(this as { replica: RedisServer }).replica = primary
+    this.primary = replica
+    this.replica = primary
   }
 }
 
