@@ -66,7 +66,7 @@ if (redisSkip !== false) {
 
   t.test('a pending revocation is written by the plugin when Redis answers again, with no reconnection', async (t) => {
     const events = recordEvents(t)
-    const shared = options({ timeout: 0.2 })
+    const shared = options({ timeout: 1 })
     const app = await buildApp(t, shared)
     server.freeze()
     t.teardown(() => server.thaw())
@@ -117,13 +117,19 @@ if (redisSkip !== false) {
     t.match(app.cognitoRevocation.stats(), { sessions: count, inSync: true, pending: 0 })
     isRevokedResponse(t, await get(app, issuer.idToken({ origin_jti: 'bulk-29999' })))
     t.notOk(events.some((event) => event.event === 'written'), 'nothing to write back')
+
+    // The key evicted, then a resync: the whole list is written back, in batches.
+    await redis.multi().del(`${shared.keyPrefix as string}entries`).call('CLIENT', 'KILL', 'TYPE', 'pubsub').exec()
+    await eventually(() => events.some((event) => event.event === 'written'), 20_000)
+    t.match(events.filter((event) => event.event === 'written'), [{ written: count, pending: 0 }])
+    t.equal(await redis.zcard(`${shared.keyPrefix as string}entries`), count)
   })
 
   t.test('replicas: a revocation resolves once Redis replicas acknowledged it, and says so when they do not', async (t) => {
     const replica = await RedisServer.start(t, ['--replicaof', '127.0.0.1', String(server.port)])
     const onReplica = client(replica.port)
     await eventually(async () => /master_link_status:up/.test(await onReplica.info('replication')), 10_000)
-    const shared = options({ replicas: 1, timeout: 0.5 })
+    const shared = options({ replicas: 1, timeout: 1 })
     const app = await buildApp(t, shared)
     const token = issuer.idToken()
     await app.cognitoRevocation.revokeSession(claimsOf(token))
@@ -136,7 +142,7 @@ if (redisSkip !== false) {
     await t.rejects(app.cognitoRevocation.revokeSession(claimsOf(unacknowledged)), {
       code: 'FST_COGNITO_REVOCATION_UNAVAILABLE',
       message: /not enough replicas acknowledged it in time/,
-      cause: { message: '0 of 1 Redis replicas acknowledged the revocation within 0.5 s' }
+      cause: { message: '0 of 1 Redis replicas acknowledged the revocation within 1 s' }
     })
     t.match(app.cognitoRevocation.stats(), { pending: 0, lastError: /0 of 1/ }, 'not pending: the primary has it')
     isRevokedResponse(t, await get(app, unacknowledged), 'enforced here')
@@ -144,22 +150,22 @@ if (redisSkip !== false) {
   })
 
   t.test('replicas with no replica at all: every revocation rejects after the timeout', async (t) => {
-    const app = await buildApp(t, options({ replicas: 1, timeout: 0.2 }))
+    const app = await buildApp(t, options({ replicas: 1, timeout: 1 }))
     await t.rejects(app.cognitoRevocation.signOutUser({ iss: issuer.issuer, sub: 'alone' }), { code: 'FST_COGNITO_REVOCATION_UNAVAILABLE', cause: { message: /^0 of 1/ } })
   })
 
   t.test('a writer connection that does not answer within twice the timeout rejects and keeps the entry pending', async (t) => {
-    const app = await buildApp(t, options({ replicas: 1, timeout: 0.2 }))
+    const app = await buildApp(t, options({ replicas: 1, timeout: 1 }))
     server.freeze()
     t.teardown(() => server.thaw())
-    await t.rejects(app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'slow' }), { code: 'FST_COGNITO_REVOCATION_UNAVAILABLE', cause: { message: /within 0.4 s/ } })
+    await t.rejects(app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'slow' }), { code: 'FST_COGNITO_REVOCATION_UNAVAILABLE', cause: { message: /within 2 s/ } })
     t.equal(app.cognitoRevocation.stats().pending, 1)
     server.thaw()
     await eventually(() => app.cognitoRevocation.stats().pending === 0)
   })
 
   t.test('a script error on the writer connection rejects', async (t) => {
-    const shared = options({ replicas: 1, timeout: 0.2 })
+    const shared = options({ replicas: 1, timeout: 1 })
     const app = await buildApp(t, shared)
     await (shared.redis as Redis).set(`${shared.keyPrefix as string}entries`, 'not a sorted set')
     await t.rejects(app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'x' }), { code: 'FST_COGNITO_REVOCATION_UNAVAILABLE', cause: { message: /WRONGTYPE/ } })

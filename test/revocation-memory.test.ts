@@ -7,6 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import t from 'tap'
 import cognitoAuth, { channels, type CognitoRevocationEvent, type RevocationOptions } from '../index'
+import { RevocationList, type RevocationEntry } from '../lib/revocation/list'
 import { buildApp, get, issuer, revocationBehaviour } from './helpers/revocation-behaviour'
 
 revocationBehaviour(t, () => ({ store: 'memory' }), 'memory')
@@ -78,6 +79,23 @@ t.test('revocation options are checked at register', async (t) => {
     await t.rejects(async () => { await app.ready() }, { code: 'FST_COGNITO_INVALID_OPTION', message }, JSON.stringify(revocation))
     await app.close()
   }
+})
+
+t.test('a listener of the replica is told of each entry it applies, with its pool, until it stops listening', async (t) => {
+  const settings = { store: 'memory' as const, keyPrefix: '', maxTokenLifetimeMs: 3_600_000, maxStaleMs: Infinity, timeoutMs: 5000, replicas: 0, clockToleranceMs: 0 }
+  const list = new RevocationList(settings, () => ({ settings: { userPoolId: issuer.userPoolId } }), Fastify().log)
+  const heard: RevocationEntry[] = []
+  const stop = list.listen((entry) => heard.push(entry))
+  await list.api.revokeSession({ iss: issuer.issuer, origin_jti: 'heard' })
+  await list.api.signOutUser({ iss: issuer.issuer, sub: 'heard-user' })
+  stop()
+  await list.api.revokeSession({ iss: issuer.issuer, jti: 'not heard' })
+  t.match(heard, [
+    { kind: 'session', pool: issuer.userPoolId, id: 'heard', expires: Number },
+    { kind: 'user', pool: issuer.userPoolId, sub: 'heard-user', mark: Number, expires: Number }
+  ])
+  t.equal(heard.length, 2)
+  await list.close()
 })
 
 t.test('a revocation before the server is ready is enforced once it is', async (t) => {

@@ -142,6 +142,26 @@ if (redisSkip !== false) {
     t.match(app.cognitoRevocation.stats(), { inSync: true, sessions: 1 })
   })
 
+  t.test('the subscriber lost and back while a resync loads: it loads once more', async (t) => {
+    const shared = options()
+    const admin = client()
+    const other = await buildApp(t, { ...shared, redis: client() })
+    const settings = { ...shared, redis: client() }
+    const watched = watch(settings.redis as Redis)
+    const app = await buildApp(t, settings)
+    const token = issuer.idToken({ sub: 'missed-in-resync' })
+    watched.onRead(2, async () => {
+      const { allow } = await cutOff(t, admin, watched.subscriber())
+      await other.cognitoRevocation.revokeSession(claimsOf(token))
+      const back = once(watched.subscriber(), 'ready')
+      await allow()
+      await back
+    })
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await eventually(async () => (await get(app, token)).statusCode === 401)
+    t.match(app.cognitoRevocation.stats(), { inSync: true, sessions: 1 })
+  })
+
   t.test('a writer whose clock runs ahead trims no entry another instance still needs', async (t) => {
     const shared = options({ maxTokenLifetime: 3600 })
     const one = await buildApp(t, shared)

@@ -151,6 +151,8 @@ export class RedisRevocationStore implements RevocationStore {
   /** Entries this process holds that Redis did not take yet, by member. */
   private readonly pending = new Map<string, RevocationEntry>()
   private flushing = false
+  /** Entries of the batch being written: still pending until Redis has them. */
+  private writing = 0
   private flushTimer: NodeJS.Timeout | undefined
 
   constructor (private readonly settings: RevocationSettings, private readonly replica: RevocationReplica) {
@@ -205,7 +207,7 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   syncStats (): RevocationSyncStats {
-    return { ...this.state, pending: this.pending.size }
+    return { ...this.state, pending: this.pending.size + this.writing }
   }
 
   /** Always succeeds, started or not. */
@@ -296,42 +298,49 @@ export class RedisRevocationStore implements RevocationStore {
     return true
   }
 
+  /** Keeps an entry to write (the later of two of one member); writes at once unless a writing runs. */
   private keepPending (member: string, entry: RevocationEntry): void {
     const known = this.pending.get(member)
     if (known === undefined || known.expires < entry.expires) this.pending.set(member, entry)
     void this.flush()
   }
 
-  /** Writes the pending entries, in batches, until none is left; on a failure, tries again a second later. */
+  /**
+   * Writes the pending entries, in batches, until none is left; on a failure, tries again a
+   * second later. A batch leaves the map while it is written (a newer entry of the same member
+   * may come meanwhile, and stays) and goes back to it if Redis does not take it.
+   */
   private async flush (): Promise<void> {
     if (this.flushing || this.closed) return
     this.flushing = true
     clearTimeout(this.flushTimer)
     let written = 0
+    let batch: Array<[string, RevocationEntry]> = []
     try {
       while (this.pending.size > 0) {
-        const now = Date.now()
-        const batch: Array<[string, RevocationEntry]> = []
-        for (const [member, entry] of this.pending) {
-          if (entry.expires <= now) this.pending.delete(member)
-          else batch.push([member, entry])
+        batch = []
+        for (const pair of this.pending) {
+          batch.push(pair)
+          this.pending.delete(pair[0])
           if (batch.length === BATCH) break
         }
-        if (batch.length === 0) break
+        this.writing = batch.length
         await this.send(batch)
-        for (const [member, entry] of batch) if (this.pending.get(member) === entry) this.pending.delete(member)
         written += batch.length
       }
     } catch (error) {
       this.failed(error as Error)
-      if (!this.closed) this.flushTimer = setTimeout(() => { void this.flush() }, RETRY_MS).unref()
+      for (const [member, entry] of batch) this.keepPending(member, entry)
+      this.flushTimer = setTimeout(() => { void this.flush() }, RETRY_MS).unref()
     } finally {
+      this.writing = 0
       this.flushing = false
     }
     if (written === 0) return
     const { replica } = this
-    replica.log.info({ written, pending: this.pending.size }, 'cognito: revocations this instance held and Redis lacked were written to Redis')
-    if (wantsRevocationEvents()) publishRevocation({ event: 'written', entries: replica.size(), written, pending: this.pending.size })
+    const pending = this.pending.size
+    replica.log.info({ written, pending }, 'cognito: revocations this instance held and Redis lacked were written to Redis')
+    if (wantsRevocationEvents()) publishRevocation({ event: 'written', entries: replica.size(), written, pending })
   }
 
   private failed (error: Error): void {
