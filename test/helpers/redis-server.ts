@@ -253,6 +253,28 @@ export class RedisSentinel {
     this.primary = replica
     this.replica = primary
   }
+
+  /**
+   * A planned failover: `SENTINEL FAILOVER` with both servers up. Resolves once every sentinel
+   * names the replica, and the old primary, reconfigured by the sentinels, is its replica (the
+   * sentinels then drop that server's clients, so that they ask for the primary again).
+   */
+  async switchOver (): Promise<void> {
+    const { primary, replica } = this
+    await until('SENTINEL FAILOVER accepted', async () => await command(this.sentinels[0].port, 'SENTINEL', 'FAILOVER', this.name) === 'OK', 20_000)
+    for (const sentinel of this.sentinels) {
+      await until('the new primary', async () => {
+        const [, port] = await command(sentinel.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.name) as string[]
+        return Number(port) === replica.port
+      }, 20_000)
+    }
+    await until('the old primary a replica', async () => {
+      const role = await command(primary.port, 'ROLE') as [string, string, number]
+      return role[0] === 'slave' && Number(role[2]) === replica.port
+    }, 30_000)
+    this.primary = replica
+    this.replica = primary
+  }
 }
 
 /** SENTINEL's replies: flat [name, value, ...] lists. */
