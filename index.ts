@@ -50,7 +50,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   const verifier = new CognitoVerifier({ ...settings, log: fastify.log })
   const revocation = settings.revocation === undefined
     ? undefined
-    : new RevocationList(settings.revocation, (iss) => verifier.directory.mayIssue(iss), fastify.log)
+    : new RevocationList(settings.revocation, (iss) => verifier.directory.lookup(iss), fastify.log)
   const context = { settings, verifier, revocation }
   const authenticate = createAuthenticate(context, false)
   const authenticateOptional = createAuthenticate(context, true)

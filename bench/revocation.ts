@@ -4,16 +4,20 @@
  *     revocation list, with an empty list, and with 100,000 revoked sessions, as ratios;
  *   - the replica's memory: the heap of the server holding the entries, less that of the empty one;
  *   - propagation: from `revokeSession` resolving on one process to another process refusing
- *     the session's token (polled over HTTP, so a figure includes one request's round trip).
+ *     the session's token (polled over HTTP, so a figure includes one request's round trip);
+ *   - a large list (1,000,000 entries by default): the load's duration, in pages, and the
+ *     replica's memory, in this process.
  */
 import { randomUUID } from 'node:crypto'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import Redis from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { CognitoClaims } from '../index'
 import { RevocationList } from '../lib/revocation/list'
 import type { LocalIssuer } from '../testing'
 import { RedisServer, redisSkip } from '../test/helpers/redis-server'
-import { HEAP_ROUTE, REVOKE_ROUTE, ROUTE, type ServerSpec } from './config'
+import { HEAP_ROUTE, REVOKE_ROUTE, ROUTE, USER_POOL_ID, type ServerSpec } from './config'
 import { assertAccepts, measure, TokenCycle, type LoadOptions } from './load'
 import { startServer, stopAllServers, type RunningServer } from './processes'
 import { median } from './report'
@@ -24,16 +28,18 @@ export interface RevocationSettings {
   warmup: number
   entries: number
   propagationSamples: number
+  /** Entries of the large list whose load is timed; 0 skips it. */
+  largeEntries: number
 }
 
 /** Session entries written straight into the sorted set, as revokeSession would, in batches. */
-async function fill (port: number, keyPrefix: string, count: number): Promise<void> {
+export async function fill (port: number, keyPrefix: string, count: number): Promise<void> {
   const redis = new Redis({ host: '127.0.0.1', port })
   try {
     const expires = Date.now() + 86_400_000
     for (let done = 0; done < count; done += 10_000) {
       const batch: Array<string | number> = []
-      for (let i = done; i < Math.min(count, done + 10_000); i++) batch.push(expires, JSON.stringify(['s', randomUUID()]))
+      for (let i = done; i < Math.min(count, done + 10_000); i++) batch.push(expires, JSON.stringify(['s', USER_POOL_ID, randomUUID()]))
       await redis.zadd(`${keyPrefix}entries`, ...batch)
     }
   } finally {
@@ -61,23 +67,64 @@ async function statusOf (server: RunningServer, token: string): Promise<number> 
  * does not move when other processes share the cores.
  */
 function checkCost (entries: number, claims: CognitoClaims): { empty: number, full: number } {
-  const settings = { store: 'memory' as const, keyPrefix: '', maxTokenLifetimeMs: 86_400_000, maxStaleMs: Infinity, timeoutMs: 5000 }
+  const settings = { store: 'memory' as const, keyPrefix: '', maxTokenLifetimeMs: 86_400_000, maxStaleMs: Infinity, timeoutMs: 5000, replicas: 0, clockToleranceMs: 0 }
+  const pool = { userPoolId: 'eu-central-1_Bench' }
   const silent = { debug () {}, info () {}, warn () {} } as unknown as FastifyBaseLogger
   const time = (list: RevocationList): number => {
     const calls = 2_000_000
-    for (let i = 0; i < 100_000; i++) list.refusal(claims)
+    for (let i = 0; i < 100_000; i++) list.refusal(claims, pool)
     const start = process.hrtime.bigint()
     let refused = 0
-    for (let i = 0; i < calls; i++) if (list.refusal(claims) !== undefined) refused++
+    for (let i = 0; i < calls; i++) if (list.refusal(claims, pool) !== undefined) refused++
     if (refused !== 0) throw new Error('the check refused a token that is not revoked')
     return Number(process.hrtime.bigint() - start) / calls
   }
-  const empty = new RevocationList(settings, (iss) => iss === claims.iss, silent)
-  const full = new RevocationList(settings, (iss) => iss === claims.iss, silent)
+  const empty = new RevocationList(settings, () => ({ settings: pool }), silent)
+  const full = new RevocationList(settings, () => ({ settings: pool }), silent)
   const expires = Date.now() + 86_400_000
-  for (let i = 0; i < entries; i++) full.apply({ kind: 'session', id: randomUUID(), expires })
-  full.apply({ kind: 'user', iss: claims.iss, sub: randomUUID(), mark: 0, expires })
+  for (let i = 0; i < entries; i++) full.apply({ kind: 'session', pool: pool.userPoolId, id: randomUUID(), expires })
+  full.apply({ kind: 'user', pool: pool.userPoolId, sub: randomUUID(), mark: 0, expires })
   return { empty: time(empty), full: time(full) }
+}
+
+/** A full garbage collection, without starting node with --expose-gc. */
+function collect (): void {
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+}
+
+/**
+ * The load of a large list, in this process: its duration from `start()` to loaded (every page),
+ * and the heap the replica holds once loaded, after a full GC, less the heap before.
+ */
+export async function measureLargeList (port: number, entries: number): Promise<{ ms: number, bytes: number }> {
+  const keyPrefix = `bench:${randomUUID()}:`
+  await fill(port, keyPrefix, entries)
+  const redis = new Redis({ host: '127.0.0.1', port })
+  const silent = { debug () {}, info () {}, warn () {} } as unknown as FastifyBaseLogger
+  const list = new RevocationList({
+    store: 'redis',
+    redis,
+    keyPrefix,
+    maxTokenLifetimeMs: 86_400_000,
+    maxStaleMs: Infinity,
+    timeoutMs: 5000,
+    replicas: 0,
+    clockToleranceMs: 0
+  }, () => ({ settings: { userPoolId: USER_POOL_ID } }), silent)
+  try {
+    collect()
+    const before = process.memoryUsage().heapUsed
+    const started = performance.now()
+    await list.start()
+    const ms = performance.now() - started
+    if (list.stats().entries !== entries) throw new Error(`loaded ${list.stats().entries} of ${entries} entries`)
+    collect()
+    return { ms, bytes: process.memoryUsage().heapUsed - before }
+  } finally {
+    await list.close()
+    redis.disconnect()
+  }
 }
 
 export async function runRevocationStep (issuer: LocalIssuer, jwksUri: string, token: string, settings: RevocationSettings, log: (message: string) => void): Promise<void> {
@@ -131,7 +178,7 @@ export async function runRevocationStep (issuer: LocalIssuer, jwksUri: string, t
       const origin = randomUUID()
       const session = issuer.idToken({ origin_jti: origin })
       if (await statusOf(reader, session) !== 200) throw new Error('the reader refused a valid token')
-      const response = await fetch(`${writer.url}${REVOKE_ROUTE}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ origin_jti: origin }) })
+      const response = await fetch(`${writer.url}${REVOKE_ROUTE}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ iss: issuer.issuer, origin_jti: origin }) })
       if (response.status !== 204) throw new Error(`revokeSession answered ${response.status}`)
       const resolved = performance.now()
       while (await statusOf(reader, session) !== 401) { /* poll */ }
@@ -154,6 +201,11 @@ export async function runRevocationStep (issuer: LocalIssuer, jwksUri: string, t
       `(${Math.round(replicaBytes / settings.entries)} bytes each; heap after a full GC, less the empty list's)`)
     console.log(`  propagation, revokeSession resolved -> another process refuses (${delays.length} samples, one HTTP round trip included): ` +
       `p50 ${percentile(delays, 0.5).toFixed(2)} ms, p99 ${percentile(delays, 0.99).toFixed(2)} ms`)
+    if (settings.largeEntries > 0) {
+      const large = await measureLargeList(redis.port, settings.largeEntries)
+      console.log(`  a list of ${settings.largeEntries} entries: loaded in ${(large.ms / 1000).toFixed(2)} s (pages of ZSCAN, each within the 5 s timeout), ` +
+        `replica ${(large.bytes / 1024 / 1024).toFixed(1)} MiB (${Math.round(large.bytes / settings.largeEntries)} bytes each)`)
+    }
   } finally {
     await stopAllServers()
     for (const fn of teardown.reverse()) await fn()

@@ -25,6 +25,7 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --tokens <n>          distinct tokens of workload b (default 20000)
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
   --revocation-entries <n>  revoked sessions of the revocation step (needs redis-server), 0 to skip it (default 100000)
+  --revocation-large <n>    entries of the large list whose load the revocation step times, 0 to skip it (default 1000000)
   --workloads <list>    e.g. a,c (default a,b,c,t,cold)
   --samples <n>         fresh processes per program of the cold workload (default 15)
   --variants <list>     e.g. none,floor,plugin (default all but plugin+events)
@@ -51,6 +52,7 @@ interface Settings {
   memoryTokens: number
   samples: number
   revocationEntries: number
+  revocationLarge: number
   workloads: Workload[]
   variants: Variant[]
   cpuProf: Variant[]
@@ -69,6 +71,7 @@ function readSettings (): Settings {
       'memory-tokens': { type: 'string' },
       samples: { type: 'string' },
       'revocation-entries': { type: 'string' },
+      'revocation-large': { type: 'string' },
       workloads: { type: 'string' },
       variants: { type: 'string' },
       'cpu-prof': { type: 'string' }
@@ -104,6 +107,7 @@ function readSettings (): Settings {
     memoryTokens: Math.round(number('memory-tokens', 100_000, 10_000)),
     samples: Math.max(1, Math.round(number('samples', 15, 5))),
     revocationEntries: Math.round(number('revocation-entries', 100_000, 100_000)),
+    revocationLarge: Math.round(number('revocation-large', 1_000_000, 1_000_000)),
     workloads: list('workloads', workloads, workloads),
     variants: list('variants', VARIANTS, VARIANTS.filter((variant) => !OPTIONAL_VARIANTS.includes(variant))),
     cpuProf: list('cpu-prof', VARIANTS, [])
@@ -186,7 +190,8 @@ async function main (): Promise<void> {
         rounds: settings.rounds,
         warmup: settings.warmup,
         entries: settings.revocationEntries,
-        propagationSamples: 200
+        propagationSamples: 200,
+        largeEntries: settings.revocationLarge
       }, log)
     }
     console.log(`\nload average at the end: ${loadavg().map((n) => n.toFixed(2)).join(' ')}`)

@@ -102,7 +102,7 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
 
   function accept (request: FastifyRequest, verified: VerifiedToken, cached: boolean, done: Done): void {
     // The replica's check is a lookup in memory, for cached tokens too; isRevoked may follow.
-    const refusal = revocation?.refusal(verified.claims)
+    const refusal = revocation?.refusal(verified.claims, verified.pool.settings)
     if (refusal !== undefined) {
       refuseRequest(request, realm, refusal, done)
       return
@@ -115,7 +115,11 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
       done()
       return
     }
-    finish(request, verified).then(() => {
+    finish(request, verified).then((refusal) => {
+      if (refusal !== undefined) {
+        refuseRequest(request, realm, refusal, done)
+        return
+      }
       publishAuthenticated(request, verified.claims, cached)
       done()
     }, (err: CognitoAuthError | ApplicationHookError) => {
@@ -133,7 +137,8 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
     })
   }
 
-  async function finish (request: FastifyRequest, verified: VerifiedToken): Promise<void> {
+  /** The application's hooks; resolves with the list's refusal if a revocation arrived while they ran. */
+  async function finish (request: FastifyRequest, verified: VerifiedToken): Promise<CognitoAuthError | undefined> {
     const { claims } = verified
     if (isRevoked !== undefined && Date.now() >= verified.notRevokedUntil) {
       let revoked: unknown
@@ -157,9 +162,13 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
     }
     // Every falsy value is no user: `false`, `0` or `''` must not become an authenticated request.
     if (!user) throw withReason(new UserNotFoundError(), 'resolveUser returned no user')
+    // A sign-out that arrived while the hooks ran (a slow database) stops this request too.
+    const refusal = revocation?.refusal(claims, verified.pool.settings)
+    if (refusal !== undefined) return refusal
     request.cognitoClaims = claims
     request.cognitoUser = user as CognitoUser
     request.cognitoPool = verified.pool.settings.entry
+    return undefined
   }
 
   return awaitable(function authenticate (request, _reply, done) {

@@ -293,16 +293,17 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
     fail('revocationCacheTtl', 'needs the token cache; remove tokenCache: false or the TTL')
   }
 
+  const clockToleranceMs = seconds(options.clockTolerance, 'clockTolerance', 0)
   return {
     pools: parsePools(options),
     resolver: parseResolver(options),
-    clockToleranceMs: seconds(options.clockTolerance, 'clockTolerance', 0),
+    clockToleranceMs,
     maxTokenLength: positiveInteger(options.maxTokenLength, 'maxTokenLength', 8192),
     realm,
     resolveUser: optionalFunction(options.resolveUser, 'resolveUser'),
     isRevoked: optionalFunction(options.isRevoked, 'isRevoked'),
     revocationCacheTtlMs: seconds(options.revocationCacheTtl, 'revocationCacheTtl', 0),
-    revocation: parseRevocation(options.revocation),
+    revocation: parseRevocation(options.revocation, clockToleranceMs),
     extractToken: optionalFunction(options.extractToken, 'extractToken'),
     jwks: {
       ttlMs: seconds(jwksCache.ttl, 'jwksCache.ttl', 600, { positive: true }),

@@ -21,5 +21,5 @@ process.exitCode = status ?? (signal === null ? 1 : 128)
 // way); without one they skip, and the Redis store's module stays out of the coverage. Said once.
 const redisServer = process.env.REDIS_SERVER ?? spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).stdout.trim()
 if (redisServer === '' || !existsSync(redisServer)) {
-  console.log('Skipped the Redis suites (revocation-redis, revocation-processes): no redis-server; install it with `apt-get install -y redis-server`')
+  console.log('Skipped the Redis suites (revocation-redis, revocation-fleet, revocation-races, revocation-processes, revocation-sentinel, revocation-cluster, revocation-chaos): no redis-server; install it with `apt-get install -y redis-server`')
 }

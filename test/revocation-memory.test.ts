@@ -7,6 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import t from 'tap'
 import cognitoAuth, { channels, type CognitoRevocationEvent, type RevocationOptions } from '../index'
+import { RevocationList, type RevocationEntry } from '../lib/revocation/list'
 import { buildApp, get, issuer, revocationBehaviour } from './helpers/revocation-behaviour'
 
 revocationBehaviour(t, () => ({ store: 'memory' }), 'memory')
@@ -15,7 +16,7 @@ t.test('without the option, app.cognitoRevocation says how to set it', async (t)
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(cognitoAuth, issuer.pluginOptions())
-  await t.rejects(app.cognitoRevocation.revokeSession({ jti: 'x' }), { code: 'FST_COGNITO_INVALID_OPTION', message: /revocation: is not set/ })
+  await t.rejects(app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'x' }), { code: 'FST_COGNITO_INVALID_OPTION', message: /revocation: is not set/ })
   await t.rejects(app.cognitoRevocation.signOutUser({ iss: issuer.issuer, sub: 'x' }), { code: 'FST_COGNITO_INVALID_OPTION' })
   t.throws(() => app.cognitoRevocation.stats(), { code: 'FST_COGNITO_INVALID_OPTION' })
 })
@@ -24,7 +25,7 @@ t.test('the memory store is in sync from the start, and each instance has its ow
   const one = await buildApp(t, { store: 'memory' })
   const two = await buildApp(t, { store: 'memory' })
   const token = issuer.idToken()
-  await one.cognitoRevocation.revokeSession({ origin_jti: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).origin_jti })
+  await one.cognitoRevocation.revokeSession({ iss: issuer.issuer, origin_jti: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).origin_jti })
   t.equal((await get(one, token)).statusCode, 401)
   t.equal((await get(two, token)).statusCode, 200, 'a memory list is one process\'s own')
   const stats = one.cognitoRevocation.stats()
@@ -45,12 +46,12 @@ t.test('the memory list reports its one sync, at start, on the revocation channe
   subscribe(channels.revocation, listener)
   t.teardown(() => { unsubscribe(channels.revocation, listener) })
   const app = await buildApp(t, { store: 'memory' })
-  await app.cognitoRevocation.revokeSession({ jti: 'after' })
+  await app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'after' })
   t.same(events, [{ event: 'synced', entries: 0, durationMs: 0 }])
 })
 
 t.test('revocation options are checked at register', async (t) => {
-  const client = { duplicate () {}, multi () {}, zrangebyscore () {}, subscribe () {}, on () {} }
+  const client = { duplicate () {}, eval () {}, zscan () {}, subscribe () {}, on () {} }
   const cases: Array<[unknown, RegExp]> = [
     [null, /Invalid option revocation: must be \{ redis: <client> \} or \{ store: 'memory' \}/],
     ['memory', /Invalid option revocation: must be/],
@@ -80,12 +81,29 @@ t.test('revocation options are checked at register', async (t) => {
   }
 })
 
+t.test('a listener of the replica is told of each entry it applies, with its pool, until it stops listening', async (t) => {
+  const settings = { store: 'memory' as const, keyPrefix: '', maxTokenLifetimeMs: 3_600_000, maxStaleMs: Infinity, timeoutMs: 5000, replicas: 0, clockToleranceMs: 0 }
+  const list = new RevocationList(settings, () => ({ settings: { userPoolId: issuer.userPoolId } }), Fastify().log)
+  const heard: RevocationEntry[] = []
+  const stop = list.listen((entry) => heard.push(entry))
+  await list.api.revokeSession({ iss: issuer.issuer, origin_jti: 'heard' })
+  await list.api.signOutUser({ iss: issuer.issuer, sub: 'heard-user' })
+  stop()
+  await list.api.revokeSession({ iss: issuer.issuer, jti: 'not heard' })
+  t.match(heard, [
+    { kind: 'session', pool: issuer.userPoolId, id: 'heard', expires: Number },
+    { kind: 'user', pool: issuer.userPoolId, sub: 'heard-user', mark: Number, expires: Number }
+  ])
+  t.equal(heard.length, 2)
+  await list.close()
+})
+
 t.test('a revocation before the server is ready is enforced once it is', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(cognitoAuth, { ...issuer.pluginOptions(), revocation: { store: 'memory' } })
   app.get('/me', { onRequest: app.authenticate }, async () => ({ ok: true }))
-  await app.cognitoRevocation.revokeSession({ jti: 'early' })
+  await app.cognitoRevocation.revokeSession({ iss: issuer.issuer, jti: 'early' })
   await app.ready()
   t.equal((await get(app, issuer.idToken({ jti: 'early', origin_jti: undefined }))).statusCode, 401)
 })

@@ -569,7 +569,7 @@ t.test('the revocation list holds for resolved pools: a session revoked, a user 
   const sameSignIn = a.accessToken({ sub: 'alice', origin_jti: originJti })
   const me = await h.get(session)
   t.equal(me.statusCode, 200)
-  await h.app.cognitoRevocation.revokeSession({ origin_jti: originJti })
+  await h.app.cognitoRevocation.revokeSession({ iss: a.issuer, origin_jti: originJti })
   t.equal((await h.get(session)).json<{ code: string }>().code, 'FST_COGNITO_TOKEN_REVOKED', 'the revoked session, from the token cache or not')
   t.equal((await h.get(sameSignIn)).json<{ code: string }>().code, 'FST_COGNITO_TOKEN_REVOKED', 'every token of that sign-in')
 

@@ -390,8 +390,8 @@ export type IsRevoked<Claims extends CognitoClaims = CognitoClaims> =
  */
 export interface RevocationRedisClient {
   duplicate: (...args: never[]) => unknown
-  multi: (...args: never[]) => unknown
-  zrangebyscore: (...args: never[]) => unknown
+  eval: (...args: never[]) => unknown
+  zscan: (...args: never[]) => unknown
   subscribe: (...args: never[]) => unknown
   on: (...args: never[]) => unknown
   /** ioredis' connection status; a write while it is not `'ready'` is refused at once. */
@@ -400,25 +400,36 @@ export interface RevocationRedisClient {
 
 /** The revocation list in Redis, shared by every instance of the application. Durations in seconds. */
 export interface RedisRevocationOptions {
-  /** The application's client (ioredis, iovalkey, @fastify/redis' `app.redis`). */
+  /** The application's client (ioredis, iovalkey, @fastify/redis' `app.redis`; an ioredis `Cluster`). */
   redis: RevocationRedisClient
-  /** Prefix of the sorted set (`<prefix>entries`) and the channel (`<prefix>events`). Default `'cognito:revocation:'`. */
+  /**
+   * Prefix of the sorted set (`<prefix>entries`) and the channel (`<prefix>events`). Default
+   * `'cognito:revocation:'`. In Redis Cluster the key is one slot whatever the prefix.
+   */
   keyPrefix?: string
-  /** How long an entry lives: the longest lifetime of the ID and access tokens of the pools. Default 86400 (a day, Cognito's maximum). */
+  /**
+   * The longest lifetime of the ID and access tokens of the pools. Default 86400 (a day, Cognito's
+   * maximum). An entry lives this long plus the `iat` allowance (5 minutes) and twice `clockTolerance`.
+   */
   maxTokenLifetime?: number
   /**
    * Refuse every token (503 FST_COGNITO_REVOCATION_UNAVAILABLE) once the replica has been out of
    * sync with Redis for longer than this. Default: never; the replica keeps enforcing what it knows.
    */
   maxStale?: number
-  /** The longest a revocation or a load may wait for Redis. Default 5. */
+  /** The longest a revocation, or one page of a load, may wait for Redis. Default 5. */
   timeout?: number
+  /**
+   * Resolve a revocation only once this many Redis replicas acknowledged it (`WAIT`, within
+   * `timeout`), so that it survives a failover. Default 0: the primary's word is enough.
+   */
+  replicas?: number
 }
 
 /** The revocation list in this process's memory: for a single process (tests, demos). */
 export interface MemoryRevocationOptions {
   store: 'memory'
-  /** How long an entry lives, in seconds. Default 86400. */
+  /** The longest lifetime of the tokens, in seconds. Default 86400. */
   maxTokenLifetime?: number
 }
 
@@ -439,13 +450,18 @@ export interface RevocationStats {
   lastSync: number | null
   /** The last error met while talking to the store, or null. */
   lastError: string | null
+  /** Revocations enforced here that the store did not take yet: written as soon as it is back. */
+  pending: number
 }
 
 /** `app.cognitoRevocation`: revokes tokens on every instance. Each promise resolves once the store has the entry and this process enforces it. */
 export interface CognitoRevocation {
-  /** Refuses every token of the sign-in of these claims (by `origin_jti`, else `jti`). */
-  revokeSession: (claims: Pick<CognitoBaseClaims, 'origin_jti' | 'jti'>) => Promise<void>
-  /** Refuses every token of this user of this pool from a sign-in at or before now (`auth_time`, else `iat`). */
+  /** Refuses every token of the sign-in of these claims (by `origin_jti`, else `jti`), in the pool of `iss`. */
+  revokeSession: (claims: Pick<CognitoBaseClaims, 'iss' | 'origin_jti' | 'jti'>) => Promise<void>
+  /**
+   * Refuses every token of this user of the pool of `iss` (either of its issuers) from a sign-in
+   * (`auth_time`, else `iat`) at or before now plus `clockTolerance`.
+   */
   signOutUser: (user: { iss: string, sub: string }) => Promise<void>
   stats: () => RevocationStats
 }
@@ -647,13 +663,17 @@ export interface CognitoPoolEvent {
 
 /** `fastify-cognito-jwt:revocation`: the revocation list's synchronisation with its store. */
 export interface CognitoRevocationEvent {
-  event: 'synced' | 'disconnected' | 'reconnected'
+  event: 'synced' | 'disconnected' | 'reconnected' | 'written'
   /** Entries the in-process replica holds. */
   entries: number
   /** How long the sync took (for `synced`). */
   durationMs?: number
   /** Why the connection was lost (for `disconnected`). */
   reason?: string
+  /** Entries this process held that the store lacked, now written: pending revocations, or ones the store lost (for `written`). */
+  written?: number
+  /** Revocations still waiting for the store (for `written`). */
+  pending?: number
 }
 
 declare module 'fastify' {

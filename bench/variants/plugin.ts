@@ -10,8 +10,8 @@ export const setupPluginWith = (pool: { claims?: CognitoClaimsOptions }): SetupV
   if (revocation !== undefined) {
     const redis = new Redis({ host: '127.0.0.1', port: revocation.redisPort })
     app.addHook('onClose', async () => { redis.disconnect() })
-    app.post<{ Body: { origin_jti: string } }>(REVOKE_ROUTE, async (request, reply) => {
-      await app.cognitoRevocation.revokeSession({ origin_jti: request.body.origin_jti })
+    app.post<{ Body: { iss: string, origin_jti: string } }>(REVOKE_ROUTE, async (request, reply) => {
+      await app.cognitoRevocation.revokeSession({ iss: request.body.iss, origin_jti: request.body.origin_jti })
       return reply.code(204).send()
     })
     await app.register(cognitoAuth, { userPoolId: USER_POOL_ID, clientId: CLIENT_ID, jwksUri, revocation: { redis, keyPrefix: revocation.keyPrefix } })

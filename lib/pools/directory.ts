@@ -47,8 +47,6 @@ export interface PoolDirectory {
   lookup: (issuer: string) => Pool | Promise<Pool>
   /** Whether a cached token's pool still stands; the token then takes the pool's latest answer. */
   current: (verified: VerifiedToken, nowMs: number) => boolean
-  /** Whether tokens of this issuer may be accepted: configured, or one the resolver may be asked about. */
-  mayIssue: (issuer: string) => boolean
   /** Every pool held now. */
   pools: () => Pool[]
   /**
@@ -87,10 +85,6 @@ export class StaticDirectory implements PoolDirectory {
 
   current (): boolean {
     return true
-  }
-
-  mayIssue (issuer: string): boolean {
-    return this.byIssuer.has(issuer)
   }
 
   pools (): Pool[] {
@@ -228,10 +222,6 @@ export class ResolvingDirectory implements PoolDirectory {
     verified.pool = entry.pool
     this.touch(issuer, entry)
     return true
-  }
-
-  mayIssue (issuer: string): boolean {
-    return this.askable(issuer)
   }
 
   pools (): Pool[] {

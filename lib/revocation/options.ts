@@ -8,10 +8,10 @@ import type { RevocationRedisClient } from '../../types'
 import { InvalidOptionError } from '../errors'
 import { refuseUnknownKeys } from '../option-keys'
 
-const REDIS_KEYS = ['redis', 'keyPrefix', 'maxTokenLifetime', 'maxStale', 'timeout']
+const REDIS_KEYS = ['redis', 'keyPrefix', 'maxTokenLifetime', 'maxStale', 'timeout', 'replicas']
 const MEMORY_KEYS = ['store', 'maxTokenLifetime']
 /** What the Redis store calls on the application's client (ioredis' API; iovalkey and @fastify/redis give the same). */
-const CLIENT_METHODS = ['duplicate', 'multi', 'zrangebyscore', 'subscribe', 'on']
+const CLIENT_METHODS = ['duplicate', 'eval', 'zscan', 'subscribe', 'on']
 
 export interface RevocationSettings {
   store: 'memory' | 'redis'
@@ -22,8 +22,12 @@ export interface RevocationSettings {
   maxTokenLifetimeMs: number
   /** Refuse tokens once the replica has been out of sync this long; Infinity: never. */
   maxStaleMs: number
-  /** The longest a write or a load may take. */
+  /** The longest a write, or one page of a load, may take. */
   timeoutMs: number
+  /** Redis replicas that must acknowledge a revocation (WAIT) before it resolves; 0: none asked. */
+  replicas: number
+  /** The top-level `clockTolerance`: sign-out marks and entry lifetimes allow for it. */
+  clockToleranceMs: number
 }
 
 function fail (option: string, problem: string): never {
@@ -36,7 +40,7 @@ function seconds (value: unknown, option: string, fallback: number): number {
   return value * 1000
 }
 
-export function parseRevocation (value: unknown): RevocationSettings | undefined {
+export function parseRevocation (value: unknown, clockToleranceMs: number): RevocationSettings | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidOptionError('revocation', 'must be { redis: <client> } or { store: \'memory\' }')
@@ -57,12 +61,17 @@ export function parseRevocation (value: unknown): RevocationSettings | undefined
     if (missing !== undefined) fail('redis', `must be a Redis client with ioredis' API; it has no ${missing}()`)
   }
   if (typeof keyPrefix !== 'string' || keyPrefix === '') fail('keyPrefix', 'must be a non-empty string')
+  const { replicas = 0 } = options
+  if (!Number.isSafeInteger(replicas) || (replicas as number) < 0) fail('replicas', 'must be a whole number of Redis replicas (0: none waited for)')
+  if ((replicas as number) > 0 && typeof (redis as Record<string, unknown>).pipeline !== 'function') fail('redis', 'must be a Redis client with pipeline() to wait for replicas')
   return {
     store: memory ? 'memory' : 'redis',
     redis: memory ? undefined : redis as RevocationRedisClient,
     keyPrefix,
     maxTokenLifetimeMs: seconds(options.maxTokenLifetime, 'maxTokenLifetime', 86_400),
     maxStaleMs: options.maxStale === undefined ? Infinity : seconds(options.maxStale, 'maxStale', 0),
-    timeoutMs: seconds(options.timeout, 'timeout', 5)
+    timeoutMs: seconds(options.timeout, 'timeout', 5),
+    replicas: replicas as number,
+    clockToleranceMs
   }
 }

@@ -1,12 +1,19 @@
 /**
- * The revocation list in Redis, on the application's own client (ioredis' API):
- *   - `<prefix>entries`: a sorted set, one member per entry, scored by its expiry (epoch ms);
- *     every write also trims the expired members and keeps the key alive `maxTokenLifetime`;
- *   - `<prefix>events`: a channel on which every write publishes its entry.
- * A subscriber connection (the client's `duplicate()`, the only connection this module closes)
- * subscribes first, then the sorted set is loaded: an entry written in between arrives both ways,
- * which the replica's union absorbs. When the subscriber loses Redis, the replica is out of sync;
- * once it is back, subscribe and load again catch up with whatever was written meanwhile.
+ * The revocation list in Redis, on the application's own client (ioredis' API, a `Cluster` too):
+ *   - `<prefix>entries`: a sorted set, one member per entry, scored by its expiry (epoch ms). One
+ *     key, so one Cluster slot: every write is one script on it (add unless Redis holds the entry
+ *     already, publish, trim, keep the key alive);
+ *   - `<prefix>events`: a channel on which every added entry is published (classic pub/sub, which
+ *     a Cluster broadcasts to every node).
+ * A subscriber connection (the client's `duplicate()`, which this module closes) subscribes first,
+ * then the sorted set is loaded, in pages: an entry written in between arrives both ways, which the
+ * replica's union absorbs. The load counts only if the subscription it started from held to its
+ * end; when the subscriber loses Redis the replica is out of sync until a load completes again.
+ *
+ * The fleet is the list's redundancy: after every load, the entries the replica holds that Redis
+ * lacks (Redis restarted empty, a failover that lost writes, revocations it could not take) are
+ * written back, in batches. A revocation Redis did not take is enforced here and kept pending: the
+ * same writing takes it as soon as Redis answers again.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CognitoAuthError } from '../../types'
@@ -16,33 +23,81 @@ import type { RevocationEntry, RevocationReplica, RevocationStore, RevocationSyn
 import type { RevocationSettings } from './options'
 
 type Listener = (...args: never[]) => void
+type Results = Array<[Error | null, unknown]>
 
-/** The commands used, as ioredis (and iovalkey) declare them. */
-interface Transaction {
-  zadd: (key: string, score: number, member: string) => Transaction
-  zremrangebyscore: (key: string, min: string, max: number) => Transaction
-  pexpire: (key: string, ms: number) => Transaction
-  publish: (channel: string, message: string) => Transaction
-  exec: () => Promise<Array<[Error | null, unknown]>>
+/** ioredis' pipeline, for WAIT on the connection that wrote. */
+interface Pipeline {
+  eval: (script: string, keys: number, ...args: Array<string | number>) => Pipeline
+  wait: (replicas: number, timeoutMs: number) => Pipeline
+  exec: () => Promise<Results>
 }
 
+/** The commands used, as ioredis (and iovalkey) declare them. */
 interface Client {
   readonly status?: string
   duplicate: () => Client
-  multi: () => Transaction
-  zrangebyscore: (key: string, min: number, max: string, withScores: 'WITHSCORES') => Promise<string[]>
+  eval: (script: string, keys: number, ...args: Array<string | number>) => Promise<unknown>
+  zscan: (key: string, cursor: string, count: 'COUNT', size: number) => Promise<[string, string[]]>
   subscribe: (channel: string) => Promise<unknown>
+  pipeline: () => Pipeline
   on: (event: string, listener: Listener) => unknown
   removeAllListeners: (event: string) => unknown
   disconnect: () => void
 }
 
-/** How long a failed resync waits before the next attempt. */
+/** How long a failed resync, or a failed writing of pending entries, waits before the next attempt. */
 const RETRY_MS = 1000
+/** Loads that may find their subscription lost before the start gives up. */
+const START_ATTEMPTS = 3
+/** Members asked for per page of a load (ZSCAN's COUNT). */
+const PAGE = 5000
+/** Entries per script when writing back. */
+const BATCH = 500
+/**
+ * Redis trims an entry only this long after its expiry by Redis' own clock: an instance whose
+ * clock runs behind Redis' still finds the entries it considers alive.
+ */
+const TRIM_MARGIN_MS = 10 * 60_000
+/** The most expired entries one write trims: no writer can drop the list at once. */
+const TRIM_LIMIT = 100
 
-/** Members carry what identifies an entry; the expiry is the score (and leads the published message). */
-function encode (entry: RevocationEntry): string {
-  return JSON.stringify(entry.kind === 'session' ? ['s', entry.id] : ['u', entry.iss, entry.sub, entry.mark])
+/**
+ * One script, one key: adds each entry unless Redis holds it with a later expiry (then publishes
+ * it), trims what expired by Redis' clock less the margin, at most TRIM_LIMIT members, and keeps
+ * the key alive until its last entry expires (plus the margin). No writer's clock decides what
+ * the others lose. ARGV: channel, margin, limit, then expiry/member pairs. Returns how many were added.
+ */
+const WRITE_SCRIPT = `
+local key = KEYS[1]
+local added = 0
+for i = 4, #ARGV, 2 do
+  local known = redis.call('ZSCORE', key, ARGV[i + 1])
+  if not known or tonumber(known) < tonumber(ARGV[i]) then
+    redis.call('ZADD', key, ARGV[i], ARGV[i + 1])
+    redis.call('PUBLISH', ARGV[1], ARGV[i] .. ' ' .. ARGV[i + 1])
+    added = added + 1
+  end
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local margin = tonumber(ARGV[2])
+local expired = redis.call('ZRANGEBYSCORE', key, '-inf', now - margin, 'LIMIT', 0, tonumber(ARGV[3]))
+if #expired > 0 then redis.call('ZREM', key, unpack(expired)) end
+local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', key, math.max(tonumber(last[2]), now) + margin) end
+return added
+`
+
+/**
+ * Members carry what identifies an entry: `["s", userPoolId, id]` or `["u", userPoolId, sub, mark]`;
+ * the expiry is the score (and leads the published message).
+ */
+export function encode (entry: RevocationEntry): string {
+  return JSON.stringify(entry.kind === 'session' ? ['s', entry.pool, entry.id] : ['u', entry.pool, entry.sub, entry.mark])
+}
+
+function nonEmpty (value: unknown): value is string {
+  return typeof value === 'string' && value !== ''
 }
 
 /** An entry read back; anything else in the key or on the channel (another writer's data) is skipped. */
@@ -55,11 +110,10 @@ export function decode (member: string, expires: number): RevocationEntry | unde
     return undefined
   }
   if (!Array.isArray(value)) return undefined
-  const [kind, a, b, mark] = value as unknown[]
-  if (kind === 's' && typeof a === 'string' && value.length === 2) return { kind: 'session', id: a, expires }
-  if (kind === 'u' && typeof a === 'string' && typeof b === 'string' && typeof mark === 'number' && value.length === 4) {
-    return { kind: 'user', iss: a, sub: b, mark, expires }
-  }
+  const [kind, pool, a, mark] = value as unknown[]
+  if (!nonEmpty(pool) || typeof a !== 'string') return undefined
+  if (kind === 's' && value.length === 3) return { kind: 'session', pool, id: a, expires }
+  if (kind === 'u' && typeof mark === 'number' && value.length === 4) return { kind: 'user', pool, sub: a, mark, expires }
   return undefined
 }
 
@@ -80,22 +134,34 @@ export class RedisRevocationStore implements RevocationStore {
   private readonly key: string
   private readonly channel: string
   private subscriber: Client | undefined
-  private replica!: RevocationReplica
-  /** What stats() says of the sync; `inSync` turns true once a load completes after a subscription. */
-  private readonly state: RevocationSyncStats = { inSync: false, since: Date.now(), lastSync: null, lastError: null }
-  /** 'starting' until the first load, then whether the subscriber is connected. */
-  private phase: 'starting' | 'connected' | 'disconnected' | 'closed' = 'starting'
-  /** Stops the resync in progress. */
-  private retries = new AbortController()
+  /** The connection that writes and WAITs, with `replicas` (WAIT holds its connection). */
+  private writer: Client | undefined
+  /** What stats() says of the sync; `inSync` turns true once a load completes under one subscription. */
+  private readonly state: Omit<RevocationSyncStats, 'pending'> = { inSync: false, since: Date.now(), lastSync: null, lastError: null }
+  /** Subscriber connections lost so far: a load counts only if this did not move while it ran. */
+  private generation = 0
+  /** Whether the first load completed; the server is then running. */
+  private started = false
+  private closed = false
+  /** A resync is running; `again`: the subscriber came back meanwhile, so load once more. */
+  private syncing = false
+  private again = false
+  /** Stops every wait on close. */
+  private readonly stop = new AbortController()
+  /** Entries this process holds that Redis did not take yet, by member. */
+  private readonly pending = new Map<string, RevocationEntry>()
+  private flushing = false
+  /** Entries of the batch being written: still pending until Redis has them. */
+  private writing = 0
+  private flushTimer: NodeJS.Timeout | undefined
 
-  constructor (private readonly settings: RevocationSettings) {
+  constructor (private readonly settings: RevocationSettings, private readonly replica: RevocationReplica) {
     this.client = settings.redis as unknown as Client
     this.key = `${settings.keyPrefix}entries`
     this.channel = `${settings.keyPrefix}events`
   }
 
-  async start (replica: RevocationReplica): Promise<void> {
-    this.replica = replica
+  async start (): Promise<void> {
     const subscriber = this.client.duplicate()
     this.subscriber = subscriber
     // The subscriber listens to one channel only.
@@ -105,23 +171,32 @@ export class RedisRevocationStore implements RevocationStore {
     subscriber.on('close', () => this.onClose())
     subscriber.on('ready', () => this.onReady())
     try {
-      await this.load()
+      // A subscription lost during the first load: load again once it is back (the subscribe
+      // waits for it, within the timeout), a few times at most.
+      for (let attempt = 1; !(await this.load()); attempt++) {
+        if (attempt === START_ATTEMPTS) throw new Error('the subscriber connection to Redis kept closing while the list loaded')
+      }
     } catch (error) {
       // The server will not start: the subscriber must not keep reconnecting.
       await this.close()
       throw error
     }
-    // (Closed meanwhile, the subscriber has no listeners left: the phase no longer matters.)
-    this.phase = 'connected'
+    this.started = true
   }
 
   async write (entry: RevocationEntry): Promise<void> {
+    const member = encode(entry)
     try {
-      await this.send(entry)
+      await this.send([[member, entry]], this.settings.replicas)
     } catch (err) {
-      const error = err as Error
-      this.failed(error)
-      throw withReason(new RevocationUnavailableError({ cause: error }), `Redis did not take the revocation: ${error.message}`)
+      const cause = err as Error
+      this.failed(cause)
+      if (!(cause instanceof ReplicasError)) this.keepPending(member, entry)
+      const error = withReason(new RevocationUnavailableError({ cause }), `Redis did not take the revocation: ${cause.message}`)
+      error.message = cause instanceof ReplicasError
+        ? 'Redis took the revocation, but not enough replicas acknowledged it in time; it is enforced on this instance'
+        : 'Redis did not take the revocation; it is enforced on this instance and will be written to Redis once it is back'
+      throw error
     }
   }
 
@@ -132,43 +207,77 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   syncStats (): RevocationSyncStats {
-    return { ...this.state }
+    return { ...this.state, pending: this.pending.size + this.writing }
   }
 
-  private async send (entry: RevocationEntry): Promise<void> {
+  /** Always succeeds, started or not. */
+  async close (): Promise<void> {
+    this.closed = true
+    this.stop.abort()
+    clearTimeout(this.flushTimer)
+    for (const connection of [this.subscriber, this.writer]) {
+      if (connection === undefined) continue
+      // The 'error' listener stays: a late error must not throw.
+      for (const event of ['message', 'close', 'ready']) connection.removeAllListeners(event)
+      connection.disconnect()
+    }
+  }
+
+  /**
+   * Writes entries in one script; with `replicas`, on the writer's own connection, then WAITs for
+   * them. Throws what Redis answered, or why it was not asked.
+   */
+  private async send (batch: Array<[string, RevocationEntry]>, replicas = 0): Promise<void> {
     const { client, key, settings } = this
     // A client that is reconnecting would queue the command: answer now instead of maybe later.
     if (client.status !== undefined && client.status !== 'ready') throw new Error(`the Redis client is ${client.status}`)
-    const member = encode(entry)
-    const results = await withTimeout(client.multi()
-      .zadd(key, entry.expires, member)
-      .zremrangebyscore(key, '-inf', Date.now())
-      .pexpire(key, settings.maxTokenLifetimeMs)
-      .publish(this.channel, `${entry.expires} ${member}`)
-      .exec(), settings.timeoutMs, 'the revocation')
+    const args: Array<string | number> = [this.channel, TRIM_MARGIN_MS, TRIM_LIMIT]
+    for (const [member, entry] of batch) args.push(entry.expires, member)
+    if (replicas === 0) {
+      await withTimeout(client.eval(WRITE_SCRIPT, 1, key, ...args), settings.timeoutMs, 'the revocation')
+      return
+    }
+    this.writer ??= this.connectWriter()
+    // The write, then WAIT for the replicas: each may take the timeout.
+    const results = await withTimeout(this.writer.pipeline().eval(WRITE_SCRIPT, 1, key, ...args).wait(replicas, settings.timeoutMs).exec(),
+      2 * settings.timeoutMs, 'the revocation')
     for (const [error] of results) if (error !== null) throw error
+    const acknowledged = results[1][1] as number
+    if (acknowledged < replicas) throw new ReplicasError(`${acknowledged} of ${replicas} Redis replicas acknowledged the revocation within ${settings.timeoutMs / 1000} s`)
   }
 
-  async close (): Promise<void> {
-    this.phase = 'closed'
-    this.retries.abort()
-    // start() made it before its first await.
-    const subscriber = this.subscriber as Client
-    for (const event of ['message', 'close', 'ready']) subscriber.removeAllListeners(event)
-    subscriber.disconnect()
+  private connectWriter (): Client {
+    const writer = this.client.duplicate()
+    writer.on('error', ((error: Error) => this.failed(error)) as Listener)
+    return writer
   }
 
-  /** Subscribes (again: idempotent, and ordered before the load), then loads the whole set. */
-  private async load (): Promise<void> {
-    const { client, key, settings } = this
-    const { replica, state } = this
+  /**
+   * Subscribes (again: idempotent, and ordered before the load), then loads the whole set in
+   * pages, then writes back what Redis lacks. Resolves whether the replica is in sync: false when
+   * the subscription was lost while it loaded.
+   */
+  private async load (): Promise<boolean> {
+    const { client, key, settings, replica, state } = this
     const started = Date.now()
     await withTimeout((this.subscriber as Client).subscribe(this.channel), settings.timeoutMs, 'the subscription')
-    const flat = await withTimeout(client.zrangebyscore(key, started, '+inf', 'WITHSCORES'), settings.timeoutMs, 'the load')
-    for (let i = 0; i < flat.length; i += 2) {
-      const entry = decode(flat[i], Number(flat[i + 1]))
-      if (entry !== undefined) replica.apply(entry)
-    }
+    const generation = this.generation
+    // What Redis holds, member -> expiry, to find what it lacks.
+    const held = new Map<string, number>()
+    let cursor = '0'
+    do {
+      const [next, flat] = await withTimeout(client.zscan(key, cursor, 'COUNT', PAGE), settings.timeoutMs, 'the load')
+      for (let i = 0; i < flat.length; i += 2) {
+        const expires = Number(flat[i + 1])
+        const entry = decode(flat[i], expires)
+        if (entry === undefined || entry.expires <= started) continue
+        held.set(flat[i], expires)
+        replica.apply(entry)
+      }
+      cursor = next
+    } while (cursor !== '0')
+    // A message published while the subscriber was away is in no page read before it came back.
+    if (this.generation !== generation || this.closed) return false
     const now = Date.now()
     replica.prune(now)
     state.lastSync = now
@@ -179,6 +288,59 @@ export class RedisRevocationStore implements RevocationStore {
     const durationMs = now - started
     replica.log.debug({ entries: replica.size(), durationMs }, 'cognito: revocation list loaded from Redis')
     if (wantsRevocationEvents()) publishRevocation({ event: 'synced', entries: replica.size(), durationMs })
+    for (const entry of replica.entries()) {
+      const member = encode(entry)
+      const expires = held.get(member)
+      if (expires === undefined || expires < entry.expires) this.keepPending(member, entry)
+    }
+    // The writing runs on its own; a failure retries and never undoes the sync.
+    void this.flush()
+    return true
+  }
+
+  /** Keeps an entry to write (the later of two of one member); writes at once unless a writing runs. */
+  private keepPending (member: string, entry: RevocationEntry): void {
+    const known = this.pending.get(member)
+    if (known === undefined || known.expires < entry.expires) this.pending.set(member, entry)
+    void this.flush()
+  }
+
+  /**
+   * Writes the pending entries, in batches, until none is left; on a failure, tries again a
+   * second later. A batch leaves the map while it is written (a newer entry of the same member
+   * may come meanwhile, and stays) and goes back to it if Redis does not take it.
+   */
+  private async flush (): Promise<void> {
+    if (this.flushing || this.closed) return
+    this.flushing = true
+    clearTimeout(this.flushTimer)
+    let written = 0
+    let batch: Array<[string, RevocationEntry]> = []
+    try {
+      while (this.pending.size > 0) {
+        batch = []
+        for (const pair of this.pending) {
+          batch.push(pair)
+          this.pending.delete(pair[0])
+          if (batch.length === BATCH) break
+        }
+        this.writing = batch.length
+        await this.send(batch)
+        written += batch.length
+      }
+    } catch (error) {
+      this.failed(error as Error)
+      for (const [member, entry] of batch) this.keepPending(member, entry)
+      this.flushTimer = setTimeout(() => { void this.flush() }, RETRY_MS).unref()
+    } finally {
+      this.writing = 0
+      this.flushing = false
+    }
+    if (written === 0) return
+    const { replica } = this
+    const pending = this.pending.size
+    replica.log.info({ written, pending }, 'cognito: revocations this instance held and Redis lacked were written to Redis')
+    if (wantsRevocationEvents()) publishRevocation({ event: 'written', entries: replica.size(), written, pending })
   }
 
   private failed (error: Error): void {
@@ -192,10 +354,9 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   private onClose (): void {
-    if (this.phase !== 'connected') return
-    this.phase = 'disconnected'
-    this.retries.abort()
+    this.generation++
     const { replica, state } = this
+    if (!state.inSync) return
     const reason = 'the subscriber connection to Redis closed'
     state.inSync = false
     state.since = Date.now()
@@ -205,32 +366,48 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   private onReady (): void {
-    if (this.phase !== 'disconnected') return
-    this.phase = 'connected'
+    // Before the first load completes, start() loads again itself.
+    if (!this.started) return
     this.replica.log.info('cognito: the revocation list reached Redis again; resyncing')
     if (wantsRevocationEvents()) publishRevocation({ event: 'reconnected', entries: this.replica.size() })
-    this.retries = new AbortController()
-    this.resync(this.retries.signal)
+    this.resync()
   }
 
-  /** Loads until it works, a second apart, or until the subscriber is lost or closed (the signal). */
-  private resync (signal: AbortSignal): void {
+  /**
+   * Loads until a load completes under one subscription, a second apart after a failure; a
+   * reconnection while it runs makes it load once more. Stops on close.
+   */
+  private resync (): void {
+    if (this.syncing) {
+      this.again = true
+      return
+    }
+    this.syncing = true
     const loop = async (): Promise<void> => {
-      for (;;) {
-        try {
-          await this.load()
-          return
-        } catch (error) {
-          this.failed(error as Error)
+      try {
+        for (;;) {
+          this.again = false
+          try {
+            // Not in sync: the subscription was lost again, and its return asks anew.
+            if (await this.load() || !this.again) return
+            continue
+          } catch (error) {
+            this.failed(error as Error)
+          }
+          await sleep(RETRY_MS, undefined, { signal: this.stop.signal, ref: false })
         }
-        await sleep(RETRY_MS, undefined, { signal, ref: false })
+      } finally {
+        this.syncing = false
       }
     }
-    // An aborted wait ends the loop: a later reconnection starts another.
+    // An aborted wait (close) ends the loop.
     loop().catch(() => {})
   }
 }
 
-export function createStore (settings: RevocationSettings): RevocationStore {
-  return new RedisRevocationStore(settings)
+/** Fewer replicas than asked acknowledged a write that the primary took. */
+class ReplicasError extends Error {}
+
+export function createStore (settings: RevocationSettings, replica: RevocationReplica): RevocationStore {
+  return new RedisRevocationStore(settings, replica)
 }

@@ -2,7 +2,8 @@
  * One instance of an application that signs users out, for the multi-process test
  * (test/revocation-processes.test.ts): the plugin with its revocation list in Redis, GET /me,
  * POST /logout (the caller's session), POST /sign-out/:sub and GET /revocation (stats()).
- * Settings come from the environment; it prints `{"port":N}` once listening and exits on SIGTERM
+ * Settings come from the environment (`REVOCATION_SENTINELS`: Redis behind Sentinel, the client's
+ * `{ sentinels, name }` as JSON, instead of `REVOCATION_REDIS_PORT`); it prints `{"port":N}` once listening and exits on SIGTERM
  * or when its parent goes away.
  */
 import Fastify from 'fastify'
@@ -11,7 +12,10 @@ import cognitoAuth, { type CognitoSinglePoolOptions } from '../../index'
 
 async function main (): Promise<void> {
   const pool = JSON.parse(process.env.REVOCATION_POOL as string) as CognitoSinglePoolOptions
-  const redis = new Redis({ host: '127.0.0.1', port: Number(process.env.REVOCATION_REDIS_PORT) })
+  const sentinels = process.env.REVOCATION_SENTINELS
+  const redis = sentinels === undefined
+    ? new Redis({ host: '127.0.0.1', port: Number(process.env.REVOCATION_REDIS_PORT) })
+    : new Redis(JSON.parse(sentinels) as { sentinels: Array<{ host: string, port: number }>, name: string })
   redis.on('error', () => {}) // while the test has Redis down
   const app = Fastify()
   await app.register(cognitoAuth, { ...pool, tokenUse: 'any', revocation: { redis, keyPrefix: process.env.REVOCATION_PREFIX, timeout: 1 } })

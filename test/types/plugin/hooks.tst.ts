@@ -113,11 +113,13 @@ describe('isCognitoAuthError', () => {
 
 describe('app.cognitoRevocation', () => {
   test('revokes by the claims of a request, signs a user out, reports its state', () => {
-    expect(app.cognitoRevocation.revokeSession).type.toBeCallableWith({ origin_jti: 'a', jti: 'b' })
-    expect(app.cognitoRevocation.revokeSession).type.not.toBeCallableWith({ origin_jti: 5 })
+    expect(app.cognitoRevocation.revokeSession).type.toBeCallableWith({ iss: 'https://issuer', origin_jti: 'a', jti: 'b' })
+    expect(app.cognitoRevocation.revokeSession).type.not.toBeCallableWith({ iss: 'https://issuer', origin_jti: 5 })
+    expect(app.cognitoRevocation.revokeSession).type.not.toBeCallableWith({ origin_jti: 'a' })
     expect(app.cognitoRevocation.signOutUser({ iss: 'https://issuer', sub: 'user' })).type.toBe<Promise<void>>()
     expect(app.cognitoRevocation.signOutUser).type.not.toBeCallableWith({ sub: 'user' })
     expect(app.cognitoRevocation.stats().inSync).type.toBe<boolean>()
+    expect(app.cognitoRevocation.stats().pending).type.toBe<number>()
     expect(app.cognitoRevocation.stats().store).type.toBe<'redis' | 'memory'>()
   })
 })
