@@ -255,3 +255,22 @@ function decode (body: Buffer, codings: readonly string[], maxBytes: number): Bu
 }
 
 function noop (): void {}
+
+/** A document fetched whole through a fetcher's bounds: its status and its body (at most `maxBytes`). */
+export interface FetchedDocument {
+  status: number
+  body: Buffer
+}
+
+/**
+ * Fetches one document that is not a JWKS (a load balancer's PEM key) through the fetcher's
+ * dispatcher: the same deadline, body cap and refusal of redirects as the JWKS fetches.
+ * Rejects as `fetch` does, with the network's error as `cause`.
+ */
+export async function fetchDocument (fetcher: JwksFetcher, url: string, accept: string): Promise<FetchedDocument> {
+  const { dispatcher, redirect, headers } = fetcher.fetchOptions
+  // The global fetch takes undici's dispatcher; its bundled types name another copy of the class.
+  const init = { dispatcher, redirect, headers: { ...headers, accept } } as unknown as RequestInit
+  const response = await fetch(url, init)
+  return { status: response.status, body: Buffer.from(await response.arrayBuffer()) }
+}
