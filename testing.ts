@@ -236,14 +236,14 @@ export interface AlbTokenOptions {
   alphabet?: 'base64url' | 'base64'
   /** Pad the segments with `=`, as the load balancer does. Default true. */
   padding?: boolean
+  /** The signature's encoding: raw r||s (`'ieee-p1363'`, the default, as JWS requires) or `'der'` (a token to refuse). */
+  dsaEncoding?: 'ieee-p1363' | 'der'
+  /** Sign the text without its padding while sending it padded (a token to refuse). Default false. */
+  signUnpadded?: boolean
 }
 
-/** The headers an Application Load Balancer forwards for a signed-in user. */
-export interface AlbHeaders {
-  'x-amzn-oidc-data': string
-  'x-amzn-oidc-accesstoken': string
-  'x-amzn-oidc-identity': string
-}
+/** The headers an Application Load Balancer forwards for a signed-in user (a type, so that it fits where headers go). */
+export type AlbHeaders = Record<'x-amzn-oidc-data' | 'x-amzn-oidc-accesstoken' | 'x-amzn-oidc-identity', string>
 
 interface AlbSigningKey {
   kid: string
@@ -360,9 +360,8 @@ export class AlbIssuer {
 
   /** The load balancer's token for `sub` (a fresh one by default): the user claims, signed with ES256. */
   dataToken (claims: ClaimOverrides<CognitoAlbClaims> = {}, options: AlbTokenOptions = {}): string {
-    const { header = {}, signingKey, alphabet = 'base64url', padding = true } = options
     const sub = (claims.sub as string | undefined) ?? randomUUID()
-    const payload = withoutUndefined({
+    return this.sign({
       sub,
       email_verified: 'true',
       email: `${sub}@example.com`,
@@ -370,7 +369,16 @@ export class AlbIssuer {
       exp: Math.floor(Date.now() / 1000) + 120,
       iss: this.pool.issuer,
       ...claims
-    })
+    }, options)
+  }
+
+  /**
+   * Signs any payload as the load balancer does: ES256, padded segments, and a header with `kid`,
+   * `signer`, `iss`, `client` and `exp` (the payload's), each overridable.
+   */
+  sign (payload: unknown, options: AlbTokenOptions = {}): string {
+    const { header = {}, signingKey, alphabet = 'base64url', padding = true, dsaEncoding = 'ieee-p1363', signUnpadded = false } = options
+    const body = typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? withoutUndefined({ ...payload }) : payload
     const fullHeader = withoutUndefined({
       typ: 'JWT',
       kid: this.kid,
@@ -378,12 +386,13 @@ export class AlbIssuer {
       iss: this.pool.issuer,
       client: this.pool.clientId,
       signer: this.loadBalancerArn,
-      exp: payload.exp,
+      exp: (body as { exp?: unknown } | null)?.exp,
       ...header
     })
-    const input = `${albSegment(fullHeader, alphabet, padding)}.${albSegment(payload, alphabet, padding)}`
+    const input = `${albSegment(fullHeader, alphabet, padding)}.${albSegment(body, alphabet, padding)}`
     const key = signingKey ?? this.signingKeys[0].privateKey
-    const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+    const signed = signUnpadded ? input.replaceAll('=', '') : input
+    const signature = sign('sha256', Buffer.from(signed), { key, dsaEncoding })
     return `${input}.${encodeAlb(signature, alphabet, padding)}`
   }
 
