@@ -218,7 +218,7 @@ t.test('malformed tokens and kids are refused before any key fetch', async (t) =
   for (const kid of ['not-a-uuid', '../../admin', `${randomUUID()}/x`, 42]) {
     await expectRefused(t, app, alb.headers({}, { header: { kid } }), 401, 'FST_COGNITO_TOKEN_INVALID', 'kid header is not a UUID')
   }
-  await expectRefused(t, app, { ...good, 'x-amzn-oidc-data': [data, data] }, 401, 'FST_COGNITO_TOKEN_INVALID', /not three parts|not one value/)
+  await expectRefused(t, app, { ...good, 'x-amzn-oidc-data': [data, data] }, 401, 'FST_COGNITO_TOKEN_INVALID', 'not three parts')
   t.equal(alb.keyRequests, 0, 'none of them fetched a key')
 })
 
@@ -353,6 +353,15 @@ t.test('several pools behind the load balancer: the header picks the pool, the a
   const sub = headers['x-amzn-oidc-identity']
   const crossed = await app.inject({ url: '/me', headers: { ...headers, 'x-amzn-oidc-accesstoken': pool.accessToken({ sub }) } })
   t.equal(crossed.statusCode, 401)
+})
+
+t.test('an access token whose key is not known yet waits for the pool\'s JWKS', async (t) => {
+  const served = new LocalIssuer({ userPoolId: 'eu-central-1_Served' })
+  await served.listen()
+  t.teardown(() => served.close())
+  const { app, alb } = await setup(t, { jwksCache: { prefetch: false } }, {}, new AlbIssuer({ pool: served }))
+  t.equal((await app.inject({ url: '/me', headers: alb.headers() })).statusCode, 200)
+  t.equal(app.cognitoKeyStores()[0].fetches, 1, 'the JWKS was fetched for the access token')
 })
 
 t.test('without the token cache, every request verifies both tokens', async (t) => {

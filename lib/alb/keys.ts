@@ -70,10 +70,9 @@ export class AlbKeyStore {
   /**
    * The key with this `kid`, fetched if the bounds allow. Rejects with TokenInvalidError when the
    * endpoint has no such key, with JwksUnavailableError when it cannot tell (or may not be asked now).
+   * Callers have looked with `get` first.
    */
   async find (kid: string): Promise<AlbKey> {
-    const known = this.keys.get(kid)
-    if (known !== undefined) return known
     if (this.current?.kid === kid) return await this.current.key
     const now = Date.now()
     const missingUntil = this.missing.get(kid)
