@@ -92,6 +92,11 @@ async function codeOf (app: FastifyInstance, headers: Record<string, string>): P
   return res.statusCode === 200 ? 'ok' : `${res.statusCode as number} ${res.json().code as string}`
 }
 
+/** Resolves once the server has received this many requests: the fetch is under way. */
+async function received (keys: KeyServer, count: number): Promise<void> {
+  while (keys.requests < count) await new Promise((resolve) => setTimeout(resolve, 5))
+}
+
 /** Headers with a token signed by a key the server does not have, under a `kid` of its own. */
 function unknownKid (alb: AlbIssuer): Record<string, string> {
   return alb.headers({}, { header: { kid: randomUUID() }, signingKey: AlbIssuer.foreignKey() })
@@ -113,6 +118,21 @@ t.test('many requests for one new kid share one fetch', async (t) => {
   const codes = await Promise.all(Array.from({ length: 20 }, () => codeOf(app, alb.headers())))
   t.same(new Set(codes), new Set(['ok']))
   t.equal(keys.requests, 1)
+})
+
+t.test('requests that share a fetch each get an error of their own', async (t) => {
+  const { app, alb, keys } = await setup(t)
+  keys.mode = 404
+  const heard: unknown[] = []
+  const listener = (message: unknown): void => { heard.push((message as { error: unknown }).error) }
+  subscribe(channels.refused, listener)
+  t.teardown(() => unsubscribe(channels.refused, listener))
+  const headers = unknownKid(alb)
+  const answers = await Promise.all(Array.from({ length: 5 }, async () => await app.inject({ url: '/me', headers })))
+  t.same(answers.map((res) => res.statusCode), [401, 401, 401, 401, 401])
+  for (const res of answers) t.match(res.headers['www-authenticate'], /error="invalid_token"/)
+  t.equal(keys.requests, 1, 'one fetch for all of them')
+  t.equal(new Set(heard).size, 5, 'five error objects')
 })
 
 t.test('any 4xx is no such key (401), remembered for the cooldown; other unknown kids wait for it', async (t) => {
@@ -137,7 +157,7 @@ t.test('a flood of made-up kids fetches at most once while it lasts', async (t) 
   const { app, alb, keys } = await setup(t)
   keys.mode = 'slow'
   const first = codeOf(app, unknownKid(alb))
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await received(keys, 1)
   const flood = await Promise.all(Array.from({ length: 50 }, () => codeOf(app, unknownKid(alb))))
   t.same(new Set(flood), new Set(['503 FST_COGNITO_JWKS_UNAVAILABLE']), 'refused without a fetch while one is under way')
   t.equal(keys.requests, 1)
@@ -199,7 +219,7 @@ t.test('a server that closes aborts the fetch under way and fetches no more', as
   keys.mode = 'slow'
   const headers = alb.headers()
   const pending = codeOf(app, headers)
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await received(keys, 1)
   const waiting = codeOf(app, headers)
   await app.close()
   t.equal(await pending, '503 FST_COGNITO_JWKS_UNAVAILABLE')

@@ -43,8 +43,22 @@ function unavailable (reason: string): CognitoAuthError {
   return withReason(new JwksUnavailableError(), reason)
 }
 
+const NO_SUCH_KEY = 'kid is not a key of the load balancer'
+
 function noSuchKey (): CognitoAuthError {
-  return withReason(new TokenInvalidError(), 'kid is not a key of the load balancer')
+  return withReason(new TokenInvalidError(), NO_SUCH_KEY)
+}
+
+/** Why a fetch brought no key: the endpoint has none (`missing`), or it could not tell. */
+interface Failure {
+  missing: boolean
+  reason: string
+}
+
+/** The key, or a new error for this request: a refusal's challenge headers are set on its own error object. */
+function answer (outcome: AlbKey | Failure): AlbKey {
+  if ('key' in outcome) return outcome
+  throw outcome.missing ? noSuchKey() : unavailable(outcome.reason)
 }
 
 export class AlbKeyStore {
@@ -52,7 +66,7 @@ export class AlbKeyStore {
   /** `kid`s the endpoint said it has no key for, until when that answer stands. */
   private readonly missing = new Map<string, number>()
   /** The one fetch under way, and the `kid` it is for. */
-  private current: { kid: string, key: Promise<AlbKey> } | undefined
+  private current: { kid: string, outcome: Promise<AlbKey | Failure> } | undefined
   /** No fetch of an unknown `kid` starts before this: the cooldown after a 4xx, the backoff after a failure. */
   private nextFetchAt = 0
   private failuresInRow = 0
@@ -73,16 +87,16 @@ export class AlbKeyStore {
    * Callers have looked with `get` first.
    */
   async find (kid: string): Promise<AlbKey> {
-    if (this.current?.kid === kid) return await this.current.key
+    if (this.current?.kid === kid) return answer(await this.current.outcome)
     const now = Date.now()
     const missingUntil = this.missing.get(kid)
     if (missingUntil !== undefined && now < missingUntil) throw noSuchKey()
     if (this.closed) throw unavailable('the server is closing')
     if (this.current !== undefined) throw unavailable('another unknown kid is being fetched')
     if (now < this.nextFetchAt) throw unavailable('unknown kids are not fetched until the cooldown ends')
-    const key = this.fetchKey(kid).finally(() => { this.current = undefined })
-    this.current = { kid, key }
-    return await key
+    const outcome = this.fetchKey(kid).finally(() => { this.current = undefined })
+    this.current = { kid, outcome }
+    return answer(await outcome)
   }
 
   stats (): KeyStoreStats {
@@ -95,7 +109,8 @@ export class AlbKeyStore {
     this.fetcher?.close()
   }
 
-  private async fetchKey (kid: string): Promise<AlbKey> {
+  /** The key, or why there is none: shared by every request waiting for the `kid`, each of which makes its own error of it. */
+  private async fetchKey (kid: string): Promise<AlbKey | Failure> {
     const { keysUri, log, timeoutMs, maxBytes } = this.options
     // The fetcher loads undici: an application that never meets an unknown kid never does.
     this.fetcher ??= new JwksFetcher({ timeoutMs, maxBytes })
@@ -105,10 +120,7 @@ export class AlbKeyStore {
     try {
       const document = await fetchDocument(this.fetcher, `${keysUri}/${kid}`, 'application/x-pem-file, text/plain, */*')
       status = document.status
-      if (status >= 400 && status < 500) {
-        this.notFound(kid, status, started)
-        throw noSuchKey()
-      }
+      if (status >= 400 && status < 500) return this.notFound(kid, status, started)
       if (status !== 200) throw new Error(`unexpected status ${status}`)
       const key = this.install(kid, parseKey(document.body))
       const now = Date.now()
@@ -118,13 +130,12 @@ export class AlbKeyStore {
       if (wantsJwksEvents()) this.publish('fetched', { status, durationMs: now - started })
       return key
     } catch (err) {
-      if (err instanceof TokenInvalidError) throw err
-      throw this.failed(err, status, started)
+      return this.failed(err, status, started)
     }
   }
 
   /** A 4xx: no such key. The answer is remembered, and other unknown `kid`s wait for the cooldown. */
-  private notFound (kid: string, status: number, started: number): void {
+  private notFound (kid: string, status: number, started: number): Failure {
     const now = Date.now()
     this.failuresInRow = 0
     this.nextFetchAt = now + this.options.cooldownMs
@@ -132,15 +143,16 @@ export class AlbKeyStore {
     this.missing.set(kid, now + this.options.cooldownMs)
     this.options.log.debug({ keysUri: this.options.keysUri, status }, 'cognito: load balancer key not found')
     if (wantsJwksEvents()) this.publish('failed', { status, durationMs: now - started, reason: `no such key (status ${status})` })
+    return { missing: true, reason: NO_SUCH_KEY }
   }
 
   /** A fetch that could not tell: the keys are unavailable, and the next unknown `kid` waits out a backoff. */
-  private failed (err: unknown, status: number | null, started: number): CognitoAuthError {
+  private failed (err: unknown, status: number | null, started: number): Failure {
     const now = Date.now()
     if (this.closed) {
       this.options.log.debug({ keysUri: this.options.keysUri }, 'cognito: load balancer key fetch aborted: the server is closing')
       if (wantsJwksEvents()) this.publish('aborted', { status, durationMs: now - started, reason: 'aborted: the server is closing' })
-      return unavailable('the server is closing')
+      return { missing: false, reason: 'the server is closing' }
     }
     const reason = reasonOf(err, this.options.maxBytes)
     this.failuresInRow++
@@ -150,7 +162,7 @@ export class AlbKeyStore {
     this.nextFetchAt = now + backoffMs
     this.options.log.warn({ keysUri: this.options.keysUri, status, durationMs: now - started, reason, retryInMs: backoffMs }, 'cognito: load balancer key fetch failed')
     if (wantsJwksEvents()) this.publish('failed', { status, durationMs: now - started, reason })
-    return unavailable(`load balancer key fetch failed: ${reason}`)
+    return { missing: false, reason: `load balancer key fetch failed: ${reason}` }
   }
 
   /** Keeps a key; a full store lets its oldest key go. */
