@@ -133,8 +133,10 @@ export function curlLines (url: string): string[] {
 async function serveLocal ({ env, print }: DemoIo): Promise<number> {
   const issuer = new LocalIssuer()
   await issuer.listen()
+  const alb = new AlbIssuer({ pool: issuer })
+  await alb.listen()
   try {
-    const api = await startApi(issuer.pluginOptions(), env, portFromEnv(env))
+    const api = await startApi(issuer.pluginOptions(), env, portFromEnv(env), alb.albOptions())
     const tokens = demoTokens(issuer)
     print(`Local user pool ${issuer.userPoolId}, keys at ${issuer.jwksUri}`)
     print(`API listening on ${api.url} (Ctrl-C stops it)`)
@@ -145,8 +147,10 @@ async function serveLocal ({ env, print }: DemoIo): Promise<number> {
     print(`ADMIN_TOKEN=${tokens.admin}`)
     print(`ACCESS_TOKEN=${tokens.access}`)
     for (const line of curlLines(api.url)) print(line)
+    print(`Behind a local load balancer (keys at ${alb.keysUri}): ${api.url}/alb/me takes its x-amzn-oidc-* headers; npm run demo -- --once sends them.`)
     await serveUntilStopped(api, print)
   } finally {
+    await alb.close()
     await issuer.close()
   }
   return 0

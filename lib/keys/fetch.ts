@@ -9,7 +9,8 @@
  * bounds of each fetch live here: a deadline for the whole exchange (connecting included), a cap
  * on the body, no redirects, and an abort when the server closes. get-jwks answers one `kid` per
  * call; the dispatcher also keeps the response it fetched, so that the store sees the whole key
- * set (what was added, what was removed) from the same single request.
+ * set (what was added, what was removed) from the same single request. `fetchDocument` fetches
+ * other documents (a load balancer's PEM keys, lib/alb/keys.ts) through the same bounds.
  */
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib'
 import type { Dispatcher } from 'undici'
