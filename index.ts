@@ -14,6 +14,10 @@
  *     lib/claims.ts           what fast-jwt has no option for: claim types, `iat`, `exp` itself,
  *                             `token_use`, the app client (`aud` or `client_id`), `audience`
  *     lib/claims-schema.ts    the application's `claims` schemas (ajv, loaded by the first one), last
+ *   lib/alb/verify.ts         behind an Application Load Balancer (the `alb` option), instead of
+ *                             lib/extract.ts and lib/verify.ts: its token (lib/alb/token.ts, lib/alb/claims.ts), verified
+ *                             with node:crypto and its PEM keys (lib/alb/keys.ts), then the access
+ *                             token it forwards, through lib/verify.ts
  *   lib/authenticate.ts       revocation, `isRevoked`, `resolveUser`, then `request.cognitoClaims`,
  *                             `cognitoUser` and `cognitoPool`
  *     lib/revocation/list.ts  the revocation list's in-process replica and `app.cognitoRevocation`;
@@ -28,6 +32,7 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { CognitoAuthOptions, CognitoAuthPlugin, CognitoHook } from './types'
+import { AlbVerifier } from './lib/alb/verify'
 import { createAuthenticate } from './lib/authenticate'
 import { checkRouteNeeds, createRequirements } from './lib/authorize'
 import { InvalidOptionError } from './lib/errors'
@@ -51,7 +56,10 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   const revocation = settings.revocation === undefined
     ? undefined
     : new RevocationList(settings.revocation, (iss) => verifier.directory.lookup(iss), fastify.log)
-  const context = { settings, verifier, revocation }
+  const alb = settings.alb === undefined
+    ? undefined
+    : new AlbVerifier({ ...settings, alb: settings.alb, verifier, log: fastify.log })
+  const context = { settings, verifier, revocation, alb }
   const authenticate = createAuthenticate(context, false)
   const authenticateOptional = createAuthenticate(context, true)
   const { requireGroups, requireScopes } = createRequirements(settings.realm)
@@ -59,11 +67,16 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   fastify.decorateRequest('cognitoClaims', null)
   fastify.decorateRequest('cognitoUser', null)
   fastify.decorateRequest('cognitoPool', null)
+  fastify.decorateRequest('cognitoAlbClaims', null)
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('authenticateOptional', authenticateOptional)
   fastify.decorate('requireGroups', requireGroups)
   fastify.decorate('requireScopes', requireScopes)
-  fastify.decorate('cognitoKeyStores', () => verifier.pools.map((pool) => pool.store.stats()))
+  fastify.decorate('cognitoKeyStores', () => {
+    const stats = verifier.pools.map((pool) => pool.store.stats())
+    if (alb !== undefined) stats.push(alb.store.stats())
+    return stats
+  })
   fastify.decorate('cognitoRevocation', revocation?.api ?? revocationNotConfigured)
 
   // Routes may declare their needs in `config.cognito` instead of listing hooks. onRoute sees the
@@ -98,6 +111,7 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   if (revocation !== undefined) fastify.addHook('onReady', async () => await revocation.start())
   fastify.addHook('onClose', async () => {
     verifier.close()
+    alb?.close()
     await revocation?.close()
   })
 }

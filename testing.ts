@@ -2,12 +2,13 @@
  * fastify-cognito-jwt/testing: a local stand-in for a Cognito user pool, to test applications
  * that use the plugin without AWS. It holds an RSA key pair, publishes its JWKS (in memory, or
  * over HTTP on 127.0.0.1), and mints ID and access tokens with Cognito's claims, any of which a
- * test can override.
+ * test can override. `AlbIssuer` stands in for an Application Load Balancer in front of such a
+ * pool: an EC P-256 key, its PEM served by `kid`, and the padded tokens the load balancer forwards.
  */
 import { generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { CognitoAccessTokenClaims, CognitoIdTokenClaims, JsonWebKey, JsonWebKeySet } from './types'
+import type { CognitoAccessTokenClaims, CognitoAlbClaims, CognitoAlbOptions, CognitoIdTokenClaims, JsonWebKey, JsonWebKeySet } from './types'
 import { closeOnAsyncDispose } from './lib/async-dispose'
 
 export interface LocalIssuerOptions {
@@ -219,5 +220,193 @@ export class LocalIssuer {
   }
 }
 
+export interface AlbIssuerOptions {
+  /** The pool behind the load balancer, whose access tokens it forwards. Default: a new LocalIssuer. */
+  pool?: LocalIssuer
+  /** Default `arn:aws:elasticloadbalancing:<the pool's region>:123456789012:loadbalancer/app/local-alb/0123456789abcdef`. */
+  loadBalancerArn?: string
+}
+
+export interface AlbTokenOptions {
+  /** Header members to set or override (e.g. `{ alg: 'none' }`, `{ signer: undefined }`). */
+  header?: Record<string, unknown>
+  /** Sign with another key (e.g. one whose PEM is not served). */
+  signingKey?: KeyObject
+  /** The alphabet of the segments: `'base64url'` (the default, as load balancers write since 2019) or `'base64'`. */
+  alphabet?: 'base64url' | 'base64'
+  /** Pad the segments with `=`, as the load balancer does. Default true. */
+  padding?: boolean
+  /** The signature's encoding: raw r||s (`'ieee-p1363'`, the default, as JWS requires) or `'der'` (a token to refuse). */
+  dsaEncoding?: 'ieee-p1363' | 'der'
+  /** Sign the text without its padding while sending it padded (a token to refuse). Default false. */
+  signUnpadded?: boolean
+}
+
+/** The headers an Application Load Balancer forwards for a signed-in user (a type, so that it fits where headers go). */
+export type AlbHeaders = Record<'x-amzn-oidc-data' | 'x-amzn-oidc-accesstoken' | 'x-amzn-oidc-identity', string>
+
+interface AlbSigningKey {
+  kid: string
+  privateKey: KeyObject
+  pem: string
+}
+
+function newAlbKey (): AlbSigningKey {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  return { kid: randomUUID(), privateKey, pem: publicKey.export({ type: 'spki', format: 'pem' }) as string }
+}
+
+/** A JSON segment as the load balancer writes it: padded, in the alphabet asked for. */
+function albSegment (value: unknown, alphabet: 'base64url' | 'base64', padding: boolean): string {
+  return encodeAlb(Buffer.from(JSON.stringify(value)), alphabet, padding)
+}
+
+function encodeAlb (bytes: Buffer, alphabet: 'base64url' | 'base64', padding: boolean): string {
+  let text = bytes.toString('base64')
+  if (alphabet === 'base64url') text = text.replaceAll('+', '-').replaceAll('/', '_')
+  return padding ? text : text.replace(/=+$/, '')
+}
+
+/**
+ * An Application Load Balancer in front of a LocalIssuer's pool: it signs the user's claims with
+ * ES256 (`x-amzn-oidc-data`, padded segments, `signer`, `client`, `iss` and `exp` in the header)
+ * and serves its public key as PEM at `<keysUri>/<kid>`.
+ */
+export class AlbIssuer {
+  readonly pool: LocalIssuer
+  readonly loadBalancerArn: string
+  /** Requests the key server received. */
+  keyRequests = 0
+  private signingKeys: AlbSigningKey[]
+  private server: Server | undefined
+  private url: string | undefined
+  /** `close()`, for `await using` (defined below, on runtimes that have `Symbol.asyncDispose`). */
+  declare [Symbol.asyncDispose]: () => Promise<void>
+
+  constructor (options: AlbIssuerOptions = {}) {
+    this.pool = options.pool ?? new LocalIssuer()
+    this.loadBalancerArn = options.loadBalancerArn ??
+      `arn:aws:elasticloadbalancing:${this.pool.region}:123456789012:loadbalancer/app/local-alb/0123456789abcdef`
+    this.signingKeys = [newAlbKey()]
+  }
+
+  /** The `kid` tokens are signed with. */
+  get kid (): string {
+    return this.signingKeys[0].kid
+  }
+
+  /** The public key of a `kid` (the current one by default), as the load balancer serves it. */
+  pem (kid = this.kid): string | undefined {
+    return this.signingKeys.find((key) => key.kid === kid)?.pem
+  }
+
+  /** Where the keys are served (`<keysUri>/<kid>`), once `listen` resolved. */
+  get keysUri (): string {
+    if (this.url === undefined) throw new Error('AlbIssuer: call listen() before reading keysUri')
+    return this.url
+  }
+
+  /** The `alb` option for the plugin. */
+  albOptions (): CognitoAlbOptions & { keysUri: string } {
+    return { loadBalancerArn: this.loadBalancerArn, keysUri: this.keysUri }
+  }
+
+  /** Options for the plugin: the pool's (its access tokens verified), and `alb`. */
+  pluginOptions (): ReturnType<LocalIssuer['pluginOptions']> & { tokenUse: 'access', alb: CognitoAlbOptions & { keysUri: string } } {
+    return { ...this.pool.pluginOptions(), tokenUse: 'access', alb: this.albOptions() }
+  }
+
+  /** Serves each key's PEM at `http://127.0.0.1:<port>/alb-keys/<kid>`; 404 for any other `kid`. */
+  async listen (port = 0): Promise<string> {
+    if (this.server !== undefined) throw new Error(`AlbIssuer: already listening at ${this.keysUri}`)
+    const server = createServer((request, response) => {
+      this.keyRequests++
+      const prefix = '/alb-keys/'
+      const pem = request.url?.startsWith(prefix) === true ? this.pem(request.url.slice(prefix.length)) : undefined
+      if (pem === undefined) response.writeHead(404).end()
+      else response.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(pem)
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    this.server = server
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/alb-keys`
+    return this.url
+  }
+
+  /** Stops the key server, if `listen()` started one. */
+  async close (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    this.url = undefined
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  /** A new key signs from now on; the previous keys stay served, as the load balancer's do. */
+  rotate (): string {
+    this.signingKeys = [newAlbKey(), ...this.signingKeys]
+    return this.kid
+  }
+
+  /** An EC P-256 key whose PEM this load balancer does not serve, for forged-signature tests. */
+  static foreignKey (): KeyObject {
+    return newAlbKey().privateKey
+  }
+
+  /** The load balancer's token for `sub` (a fresh one by default): the user claims, signed with ES256. */
+  dataToken (claims: ClaimOverrides<CognitoAlbClaims> = {}, options: AlbTokenOptions = {}): string {
+    const sub = (claims.sub as string | undefined) ?? randomUUID()
+    return this.sign({
+      sub,
+      email_verified: 'true',
+      email: `${sub}@example.com`,
+      username: sub,
+      exp: Math.floor(Date.now() / 1000) + 120,
+      iss: this.pool.issuer,
+      ...claims
+    }, options)
+  }
+
+  /**
+   * Signs any payload as the load balancer does: ES256, padded segments, and a header with `kid`,
+   * `signer`, `iss`, `client` and `exp` (the payload's), each overridable.
+   */
+  sign (payload: unknown, options: AlbTokenOptions = {}): string {
+    const { header = {}, signingKey, alphabet = 'base64url', padding = true, dsaEncoding = 'ieee-p1363', signUnpadded = false } = options
+    const body = typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? withoutUndefined({ ...payload }) : payload
+    const fullHeader = withoutUndefined({
+      typ: 'JWT',
+      kid: this.kid,
+      alg: 'ES256',
+      iss: this.pool.issuer,
+      client: this.pool.clientId,
+      signer: this.loadBalancerArn,
+      exp: (body as { exp?: unknown } | null)?.exp,
+      ...header
+    })
+    const input = `${albSegment(fullHeader, alphabet, padding)}.${albSegment(body, alphabet, padding)}`
+    const key = signingKey ?? this.signingKeys[0].privateKey
+    const signed = signUnpadded ? input.replaceAll('=', '') : input
+    const signature = sign('sha256', Buffer.from(signed), { key, dsaEncoding })
+    return `${input}.${encodeAlb(signature, alphabet, padding)}`
+  }
+
+  /** The three headers the load balancer forwards for one user: its token, the pool's access token, and the `sub`. */
+  headers (claims: ClaimOverrides<CognitoAlbClaims> = {}, options: AlbTokenOptions = {}): AlbHeaders {
+    const sub = (claims.sub as string | undefined) ?? randomUUID()
+    return {
+      'x-amzn-oidc-data': this.dataToken({ ...claims, sub }, options),
+      'x-amzn-oidc-accesstoken': this.pool.accessToken({ sub }),
+      'x-amzn-oidc-identity': sub
+    }
+  }
+}
+
 // Node.js before 20.4 has no Symbol.asyncDispose; `close()` works there all the same.
 closeOnAsyncDispose(LocalIssuer.prototype, (Symbol as { asyncDispose?: symbol }).asyncDispose)
+closeOnAsyncDispose(AlbIssuer.prototype, (Symbol as { asyncDispose?: symbol }).asyncDispose)

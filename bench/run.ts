@@ -6,6 +6,7 @@
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { runAlb } from './alb'
 import { formatCold, runColdStart } from './cold'
 import { OPTIONAL_VARIANTS, VARIANTS, type Variant } from './config'
 import { assertAccepts, assertRefuses, measure, TokenCycle, type LoadOptions, type Measurement } from './load'
@@ -26,7 +27,7 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
   --revocation-entries <n>  revoked sessions of the revocation step (needs redis-server), 0 to skip it (default 100000)
   --revocation-large <n>    entries of the large list whose load the revocation step times, 0 to skip it (default 1000000)
-  --workloads <list>    e.g. a,c (default a,b,c,t,cold)
+  --workloads <list>    e.g. a,c (default a,b,c,t,cold,alb)
   --samples <n>         fresh processes per program of the cold workload (default 15)
   --variants <list>     e.g. none,floor,plugin (default all but plugin+events)
                         plugin+events: the plugin with a subscriber on each of its channels;
@@ -40,7 +41,8 @@ const WORKLOADS = {
   b: 'distinct valid ID tokens, more than any cache holds: a signature check per request',
   c: 'one valid ID token, and an async user lookup after verification (resolveUser)',
   cold: 'cold start: fresh processes importing the built package, then answering a first authenticated request',
-  t: `${TENANTS} tenants, a user pool each resolved at run time, beside one pool (plugin only)`
+  t: `${TENANTS} tenants, a user pool each resolved at run time, beside one pool (plugin only)`,
+  alb: 'behind an Application Load Balancer: the authenticate hook in process on its headers, distinct and reused, against crypto.verify'
 } as const
 type Workload = keyof typeof WORKLOADS
 
@@ -160,6 +162,12 @@ async function main (): Promise<void> {
         console.log(formatCold(runColdStart(issuer, settings.samples, log)))
         continue
       }
+      if (workload === 'alb') {
+        // Distinct users beyond the token cache's 1000 entries: every call checks the signatures.
+        const report = await runAlb({ tokens: settings.load.duration <= 1 ? 1500 : 3000, rounds: settings.rounds }, log)
+        console.log(`\nWorkload alb: ${WORKLOADS.alb}\n${report}`)
+        continue
+      }
       if (workload === 't') {
         const { load, rounds, warmup } = settings
         const report = await runTenants({ load, rounds, warmup, distinctTokens: settings.distinctTokens }, log)
@@ -175,7 +183,7 @@ async function main (): Promise<void> {
       if (targets !== '') console.log(targets)
     }
 
-    if (settings.memoryTokens > 0 && settings.variants.includes('plugin') && settings.workloads.some((workload) => workload !== 'cold')) {
+    if (settings.memoryTokens > 0 && settings.variants.includes('plugin') && settings.workloads.some((workload) => workload !== 'cold' && workload !== 'alb')) {
       const more = Math.max(0, settings.memoryTokens - distinct.length)
       const extra = more === 0 ? [] : await timed(`signed ${more} more distinct tokens for the memory step`, () => distinctTokens(issuer, more))
       const tokens = [...distinct, ...extra].slice(0, settings.memoryTokens)

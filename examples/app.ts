@@ -5,11 +5,13 @@
  *   GET /admin   users in the Cognito group `admin`
  *   GET /orders  access tokens granted the OAuth scope `orders/read`
  *   POST /logout signs the caller's session out: its tokens are refused from then on
+ *   GET /alb/me  behind an Application Load Balancer (with the `alb` option): the user, from the
+ *                load balancer's signed headers instead of a Bearer token
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 // This example imports the plugin's source so it runs without a build; an application writes
 // `import cognitoAuth, { type CognitoSinglePoolOptions } from 'fastify-cognito-jwt'`.
-import cognitoAuth, { type CognitoSinglePoolOptions } from '../index'
+import cognitoAuth, { type CognitoAlbOptions, type CognitoSinglePoolOptions } from '../index'
 import type { User, UserStore } from './users'
 
 // Tells TypeScript what `resolveUser` returns, so `request.cognitoUser` is a `User` everywhere.
@@ -25,13 +27,39 @@ export interface AppOptions {
   cognito: CognitoSinglePoolOptions
   /** Where users are kept; the caller opens and closes it. */
   users: UserStore
+  /** The load balancer in front of `/alb`, if any: its ARN and where its keys are served. */
+  alb?: CognitoAlbOptions
   logger?: FastifyServerOptions['logger']
 }
 
-export function buildApp ({ cognito, users, logger = false }: AppOptions): FastifyInstance {
+export function buildApp ({ cognito, users, alb, logger = false }: AppOptions): FastifyInstance {
   const app = Fastify({ logger })
+  // Two APIs, each in a scope of its own with its own registration of the plugin: Bearer tokens
+  // at the root, the load balancer's headers under /alb.
+  app.register(async function bearerApi (api) {
+    await bearerRoutes(api, cognito, users)
+  })
+  if (alb !== undefined) {
+    app.register(async function albApi (api) {
+      await api.register(cognitoAuth, {
+        ...cognito,
+        // The pool verifies the access token the load balancer forwards with its own.
+        tokenUse: 'access',
+        alb,
+        resolveUser: (claims) => users.findOrCreate(claims)
+      })
+      // The load balancer's user claims (userInfo: email, ...) next to the application's user.
+      api.get('/me', { onRequest: [api.authenticate] }, async (request) => ({
+        user: request.cognitoUser,
+        email: request.cognitoAlbClaims?.email
+      }))
+    }, { prefix: '/alb' })
+  }
+  return app
+}
 
-  app.register(cognitoAuth, {
+async function bearerRoutes (app: FastifyInstance, cognito: CognitoSinglePoolOptions, users: UserStore): Promise<void> {
+  await app.register(cognitoAuth, {
     ...cognito,
     // Both kinds of Cognito token are accepted: ID tokens say who the user is, access tokens
     // also carry the OAuth scopes that /orders asks for.
@@ -45,7 +73,7 @@ export function buildApp ({ cognito, users, logger = false }: AppOptions): Fasti
 
   // The routes are a plugin of their own, loaded once cognitoAuth is: `api.authenticate` and the
   // other decorators exist by then (and if the plugin's options are wrong, startup fails first).
-  app.register(async function routes (api) {
+  await app.register(async function routes (api) {
     api.get('/', async () => ({ hello: 'world', signIn: 'send a Cognito token to /me' }))
 
     api.get('/me', { onRequest: [api.authenticate] }, async (request) => request.cognitoUser)
@@ -68,6 +96,4 @@ export function buildApp ({ cognito, users, logger = false }: AppOptions): Fasti
       return reply.code(204).send()
     })
   })
-
-  return app
 }

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 // An application writes `from 'fastify-cognito-jwt/testing'`.
-import { LocalIssuer } from '../testing'
+import { AlbIssuer, LocalIssuer } from '../testing'
 
 /** Tokens for two demo users: Alice (group `users`) and Bob (groups `users` and `admin`). */
 export interface DemoTokens {
@@ -14,6 +14,8 @@ export interface DemoTokens {
   admin: string
   /** Alice's access token, granted the scope `orders/read`. */
   access: string
+  /** Alice's `sub`. */
+  alice: string
 }
 
 export function demoTokens (issuer: LocalIssuer): DemoTokens {
@@ -23,7 +25,8 @@ export function demoTokens (issuer: LocalIssuer): DemoTokens {
   return {
     id: issuer.idToken({ sub: alice, 'cognito:username': 'alice', email: 'alice@example.com', 'cognito:groups': ['users'] }),
     admin: issuer.idToken({ sub: bob, 'cognito:username': 'bob', email: 'bob@example.com', 'cognito:groups': ['users', 'admin'] }),
-    access: issuer.accessToken({ sub: alice, username: 'alice', scope: 'openid email orders/read' })
+    access: issuer.accessToken({ sub: alice, username: 'alice', scope: 'openid email orders/read' }),
+    alice
   }
 }
 
@@ -34,10 +37,38 @@ export interface Check {
   /** What is sent, in words. */
   what: string
   token?: string
+  /** Headers sent instead of a Bearer token: those a load balancer forwards. */
+  headers?: Record<string, string>
   expected: { status: number, code?: string }
 }
 
-export function demoChecks (issuer: LocalIssuer): Check[] {
+/** With a load balancer in front of /alb: its headers, sent straight to the API, as a client behind it or an attacker would. */
+function albChecks (alb: AlbIssuer, alice: string): Check[] {
+  const headers = alb.headers({ sub: alice, email: 'alice@example.com' })
+  return [
+    { path: '/alb/me', what: 'load balancer headers', headers, expected: { status: 200 } },
+    {
+      path: '/alb/me',
+      what: 'Bearer token, no ALB headers',
+      token: alb.pool.accessToken({ sub: alice }),
+      expected: { status: 401, code: 'FST_COGNITO_NO_TOKEN' }
+    },
+    {
+      path: '/alb/me',
+      what: 'ALB token signed by another key',
+      headers: alb.headers({ sub: alice }, { signingKey: AlbIssuer.foreignKey() }),
+      expected: { status: 401, code: 'FST_COGNITO_TOKEN_INVALID' }
+    },
+    {
+      path: '/alb/me',
+      what: 'another user\'s access token',
+      headers: { ...headers, 'x-amzn-oidc-accesstoken': alb.pool.accessToken() },
+      expected: { status: 401, code: 'FST_COGNITO_TOKEN_INVALID' }
+    }
+  ]
+}
+
+export function demoChecks (issuer: LocalIssuer, alb?: AlbIssuer): Check[] {
   const tokens = demoTokens(issuer)
   const hourAgo = Math.floor(Date.now() / 1000) - 3600
   return [
@@ -74,7 +105,8 @@ export function demoChecks (issuer: LocalIssuer): Check[] {
     { path: '/orders', what: 'ID token (has no scopes)', token: tokens.id, expected: { status: 403, code: 'FST_COGNITO_FORBIDDEN' } },
     // Last: signing Bob out revokes every token of his sign-in.
     { method: 'POST', path: '/logout', what: 'ID token in group admin', token: tokens.admin, expected: { status: 204 } },
-    { path: '/admin', what: 'the same token, signed out', token: tokens.admin, expected: { status: 401, code: 'FST_COGNITO_TOKEN_REVOKED' } }
+    { path: '/admin', what: 'the same token, signed out', token: tokens.admin, expected: { status: 401, code: 'FST_COGNITO_TOKEN_REVOKED' } },
+    ...(alb === undefined ? [] : albChecks(alb, tokens.alice))
   ]
 }
 
@@ -87,7 +119,7 @@ export interface CheckResult {
 }
 
 export async function runCheck (baseUrl: string, check: Check): Promise<CheckResult> {
-  const headers: Record<string, string> = check.token === undefined ? {} : { authorization: `Bearer ${check.token}` }
+  const headers: Record<string, string> = { ...check.headers, ...(check.token === undefined ? {} : { authorization: `Bearer ${check.token}` }) }
   const response = await fetch(baseUrl + check.path, { method: check.method ?? 'GET', headers })
   const text = await response.text()
   // A 204 has no body; every other answer is JSON.

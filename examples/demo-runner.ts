@@ -4,8 +4,8 @@
  *   --once                         runs the checks of ./checks.ts against the API and exits
  *   serve against a real user pool when COGNITO_USER_POOL and COGNITO_AUDIENCE are set
  */
-import type { CognitoSinglePoolOptions } from '../index'
-import { LocalIssuer } from '../testing'
+import type { CognitoAlbOptions, CognitoSinglePoolOptions } from '../index'
+import { AlbIssuer, LocalIssuer } from '../testing'
 import { buildApp } from './app'
 import { demoChecks, demoTokens, formatResult, outcome, runCheck, summarize, type Check } from './checks'
 import { UserStore } from './users'
@@ -59,10 +59,10 @@ interface RunningApi {
 }
 
 /** Builds the example app and listens on 127.0.0.1; `DEMO_DB` names a database file (default: in memory). */
-async function startApi (cognito: CognitoSinglePoolOptions, env: Env, port: number): Promise<RunningApi> {
+async function startApi (cognito: CognitoSinglePoolOptions, env: Env, port: number, alb?: CognitoAlbOptions): Promise<RunningApi> {
   const users = new UserStore(env.DEMO_DB || ':memory:')
   // Warnings only: a JWKS endpoint that cannot be reached is logged; refused requests are not.
-  const app = buildApp({ cognito, users, logger: { level: 'warn' } })
+  const app = buildApp({ cognito, users, alb, logger: { level: 'warn' } })
   const close = async (): Promise<void> => {
     await app.close()
     users.close()
@@ -133,8 +133,10 @@ export function curlLines (url: string): string[] {
 async function serveLocal ({ env, print }: DemoIo): Promise<number> {
   const issuer = new LocalIssuer()
   await issuer.listen()
+  const alb = new AlbIssuer({ pool: issuer })
+  await alb.listen()
   try {
-    const api = await startApi(issuer.pluginOptions(), env, portFromEnv(env))
+    const api = await startApi(issuer.pluginOptions(), env, portFromEnv(env), alb.albOptions())
     const tokens = demoTokens(issuer)
     print(`Local user pool ${issuer.userPoolId}, keys at ${issuer.jwksUri}`)
     print(`API listening on ${api.url} (Ctrl-C stops it)`)
@@ -145,8 +147,10 @@ async function serveLocal ({ env, print }: DemoIo): Promise<number> {
     print(`ADMIN_TOKEN=${tokens.admin}`)
     print(`ACCESS_TOKEN=${tokens.access}`)
     for (const line of curlLines(api.url)) print(line)
+    print(`Behind a local load balancer (keys at ${alb.keysUri}): ${api.url}/alb/me takes its x-amzn-oidc-* headers; npm run demo -- --once sends them.`)
     await serveUntilStopped(api, print)
   } finally {
+    await alb.close()
     await issuer.close()
   }
   return 0
@@ -163,11 +167,14 @@ async function serveUserPool (cognito: CognitoSinglePoolOptions, { env, print }:
 async function runOnce ({ env, print }: DemoIo): Promise<number> {
   const issuer = new LocalIssuer()
   await issuer.listen()
+  // A local load balancer in front of /alb: its key served on 127.0.0.1.
+  const alb = new AlbIssuer({ pool: issuer })
+  await alb.listen()
   try {
-    const api = await startApi(issuer.pluginOptions(), env, 0)
+    const api = await startApi(issuer.pluginOptions(), env, 0, alb.albOptions())
     try {
       const results = []
-      for (const check of demoChecks(issuer)) {
+      for (const check of demoChecks(issuer, alb)) {
         const result = await runCheck(api.url, check)
         print(formatResult(result))
         results.push(result)
@@ -179,6 +186,7 @@ async function runOnce ({ env, print }: DemoIo): Promise<number> {
       await api.close()
     }
   } finally {
+    await alb.close()
     await issuer.close()
   }
 }

@@ -7,7 +7,8 @@
  * no promise at all; called without `done` (e.g. awaited by hand) it returns a promise.
  */
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import type { CognitoClaims, CognitoHook, CognitoUser } from '../types'
+import type { CognitoAlbClaims, CognitoClaims, CognitoHook, CognitoUser } from '../types'
+import type { AlbAuthentication, AlbVerifier } from './alb/verify'
 import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserNotFoundError, withReason, type CognitoAuthError } from './errors'
 import { publishAuthenticated, publishRefused, wantsRefusedEvents } from './events'
 import { extractFromHeader, type Extracted } from './extract'
@@ -23,6 +24,8 @@ export interface AuthenticateContext {
   verifier: CognitoVerifier
   /** The revocation list's replica, with the `revocation` option. */
   revocation?: RevocationList
+  /** The load balancer's tokens, with the `alb` option: then the only place tokens come from. */
+  alb?: AlbVerifier
 }
 
 /**
@@ -89,7 +92,7 @@ function claimsAsUser (claims: CognitoClaims): CognitoUser {
   return claims as unknown as CognitoUser
 }
 
-export function createAuthenticate ({ settings, verifier, revocation }: AuthenticateContext, optional: boolean): CognitoHook {
+export function createAuthenticate ({ settings, verifier, revocation, alb }: AuthenticateContext, optional: boolean): CognitoHook {
   const { realm, resolveUser, isRevoked, revocationCacheTtlMs, extractToken } = settings
   const extract: (request: FastifyRequest) => Extracted = extractToken === undefined
     ? extractFromHeader
@@ -100,7 +103,7 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
       }
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
-  function accept (request: FastifyRequest, verified: VerifiedToken, cached: boolean, done: Done): void {
+  function accept (request: FastifyRequest, verified: VerifiedToken, cached: boolean, done: Done, albClaims: CognitoAlbClaims | null = null): void {
     // The replica's check is a lookup in memory, for cached tokens too; isRevoked may follow.
     const refusal = revocation?.refusal(verified.claims, verified.pool.settings)
     if (refusal !== undefined) {
@@ -111,16 +114,17 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
       request.cognitoClaims = verified.claims
       request.cognitoUser = claimsAsUser(verified.claims)
       request.cognitoPool = verified.pool.settings.entry
-      publishAuthenticated(request, verified.claims, cached)
+      request.cognitoAlbClaims = albClaims
+      publishAuthenticated(request, verified.claims, cached, albClaims ?? undefined)
       done()
       return
     }
-    finish(request, verified).then((refusal) => {
+    finish(request, verified, albClaims).then((refusal) => {
       if (refusal !== undefined) {
         refuseRequest(request, realm, refusal, done)
         return
       }
-      publishAuthenticated(request, verified.claims, cached)
+      publishAuthenticated(request, verified.claims, cached, albClaims ?? undefined)
       done()
     }, (err: CognitoAuthError | ApplicationHookError) => {
       if (err instanceof ApplicationHookError) {
@@ -138,7 +142,7 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
   }
 
   /** The application's hooks; resolves with the list's refusal if a revocation arrived while they ran. */
-  async function finish (request: FastifyRequest, verified: VerifiedToken): Promise<CognitoAuthError | undefined> {
+  async function finish (request: FastifyRequest, verified: VerifiedToken, albClaims: CognitoAlbClaims | null): Promise<CognitoAuthError | undefined> {
     const { claims } = verified
     if (isRevoked !== undefined && Date.now() >= verified.notRevokedUntil) {
       let revoked: unknown
@@ -168,7 +172,48 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
     request.cognitoClaims = claims
     request.cognitoUser = user as CognitoUser
     request.cognitoPool = verified.pool.settings.entry
+    request.cognitoAlbClaims = albClaims
     return undefined
+  }
+
+  /**
+   * Behind a load balancer: its access token is accepted as any token is, with its user claims.
+   * Without the access token (`alb.accessToken: false`) there is nothing to revoke or resolve
+   * (register refused those options): the load balancer's claims alone.
+   */
+  function acceptAlb (request: FastifyRequest, { alb: verified, verified: access, cached }: AlbAuthentication, done: Done): void {
+    if (access !== undefined) {
+      accept(request, access, cached, done, verified.claims)
+      return
+    }
+    request.cognitoAlbClaims = verified.claims
+    request.cognitoPool = verified.pool.settings.entry
+    publishAuthenticated(request, null, cached, verified.claims)
+    done()
+  }
+
+  if (alb !== undefined) {
+    return awaitable(function authenticate (request, _reply, done) {
+      let result: ReturnType<AlbVerifier['authenticate']>
+      try {
+        result = alb.authenticate(request)
+      } catch (err) {
+        refuseRequest(request, realm, err as CognitoAuthError, done)
+        return
+      }
+      if (result instanceof Promise) {
+        result.then(
+          (found) => acceptAlb(request, found, done),
+          (err: CognitoAuthError) => refuseRequest(request, realm, err, done)
+        )
+      } else if ('alb' in result) {
+        acceptAlb(request, result, done)
+      } else if (optional) {
+        done()
+      } else {
+        refuseRequest(request, realm, result, done)
+      }
+    }, optional ? 'authenticateOptional' : 'authenticate')
   }
 
   return awaitable(function authenticate (request, _reply, done) {

@@ -7,6 +7,7 @@
 import { channel } from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
 import type {
+  CognitoAlbClaims,
   CognitoAuthError,
   CognitoClaims,
   CognitoJwksEvent,
@@ -29,9 +30,13 @@ const jwks = channel(channels.jwks)
 const revocation = channel(channels.revocation)
 const pools = channel(channels.pools)
 
-/** A request was authenticated; `cached` when its token came from the verified-token cache. */
-export function publishAuthenticated (request: FastifyRequest, claims: CognitoClaims, cached: boolean): void {
-  if (authenticated.hasSubscribers) authenticated.publish({ request, claims, cached })
+/**
+ * A request was authenticated; `cached` when its token came from the verified-token cache. Behind
+ * a load balancer the message also carries the user claims it signed.
+ */
+export function publishAuthenticated (request: FastifyRequest, claims: CognitoClaims | null, cached: boolean, albClaims?: CognitoAlbClaims): void {
+  if (!authenticated.hasSubscribers) return
+  authenticated.publish(albClaims === undefined ? { request, claims, cached } : { request, claims, albClaims, cached })
 }
 
 /** Whether a refusal has a listener: the caller then builds an error for the event alone. */

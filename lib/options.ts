@@ -12,6 +12,7 @@ import type {
   TokenExtractor,
   TokenUse
 } from '../types'
+import { parseAlb, type AlbSettings } from './alb/options'
 import { parseClaimSchemas, type ClaimSchemas } from './claims-schema'
 import { InvalidOptionError } from './errors'
 import { parseJwks, type ParsedKeySet } from './keys/jwk'
@@ -75,6 +76,8 @@ export interface Settings {
   jwks: JwksSettings
   /** 0 turns the cache off. */
   tokenCacheMax: number
+  /** Behind an Application Load Balancer; undefined without the `alb` option. */
+  alb?: AlbSettings
 }
 
 const POOL_ID = /^([a-z0-9-]+)_[0-9A-Za-z]+$/
@@ -95,7 +98,8 @@ const SHARED_KEYS = [
   'jwksCache',
   'tokenCache',
   'poolCache',
-  'resolverIssuerPrefixes'
+  'resolverIssuerPrefixes',
+  'alb'
 ]
 const TOP_LEVEL_KEYS = [...POOL_KEYS, ...SHARED_KEYS, ...REGISTER_KEYS]
 const JWKS_CACHE_KEYS = ['ttl', 'maxKeys', 'cooldown', 'timeout', 'maxStale', 'maxBytes', 'prefetch']
@@ -158,9 +162,9 @@ function stringList (value: unknown, option: string): string[] {
   return list as string[]
 }
 
-function parsePool (pool: Record<string, unknown>, prefix: string, known = POOL_KEYS): PoolSettings {
+function parsePool (pool: Record<string, unknown>, prefix: string, known = POOL_KEYS, defaultTokenUse: TokenUse = 'id'): PoolSettings {
   if (prefix !== '') refuseUnknownKeys(pool, known, prefix.slice(0, -1))
-  const { userPoolId, region, clientId, tokenUse = 'id', issuer, jwksUri, jwks, audience } = pool
+  const { userPoolId, region, clientId, tokenUse = defaultTokenUse, issuer, jwksUri, jwks, audience } = pool
   if (typeof userPoolId !== 'string') fail(`${prefix}userPoolId`, 'is required, e.g. "eu-central-1_xYzaq"')
   const match = POOL_ID.exec(userPoolId)
   if (match === null) fail(`${prefix}userPoolId`, 'must look like "<region>_<id>", e.g. "eu-central-1_xYzaq"')
@@ -251,9 +255,9 @@ function parseResolver (options: Record<string, unknown>): ResolverSettings | un
   }
 }
 
-function parsePools (options: Record<string, unknown>): PoolSettings[] {
+function parsePools (options: Record<string, unknown>, defaultTokenUse: TokenUse): PoolSettings[] {
   const { userPools } = options
-  if (userPools === undefined) return [parsePool(options, '')]
+  if (userPools === undefined) return [parsePool(options, '', POOL_KEYS, defaultTokenUse)]
   const topLevel = POOL_KEYS.filter((key) => options[key] !== undefined)
   if (topLevel.length > 0) fail('userPools', `cannot be combined with top-level ${topLevel.join(', ')}`)
   // A function: the pools are the resolver's answers, parsed as they come (lib/pools/directory.ts).
@@ -261,7 +265,7 @@ function parsePools (options: Record<string, unknown>): PoolSettings[] {
   if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array, or a function that resolves an issuer to its pool')
   const pools = userPools.map((pool, i) => {
     if (!isRecord(pool)) fail(`userPools[${i}]`, 'must be an object')
-    return parsePool(pool, `userPools[${i}].`)
+    return parsePool(pool, `userPools[${i}].`, POOL_KEYS, defaultTokenUse)
   })
   const seen = new Set<string>()
   for (const pool of pools) {
@@ -293,9 +297,14 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
     fail('revocationCacheTtl', 'needs the token cache; remove tokenCache: false or the TTL')
   }
 
+  const alb = options.alb === undefined ? undefined : parseAlb(options.alb)
+  // Behind a load balancer the token verified by the pool is the access token it forwards.
+  const pools = parsePools(options, alb === undefined ? 'id' : 'access')
+  if (alb !== undefined) checkAlbFits(options, pools, alb)
+
   const clockToleranceMs = seconds(options.clockTolerance, 'clockTolerance', 0)
   return {
-    pools: parsePools(options),
+    pools,
     resolver: parseResolver(options),
     clockToleranceMs,
     maxTokenLength: positiveInteger(options.maxTokenLength, 'maxTokenLength', 8192),
@@ -314,6 +323,25 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
       maxBytes: positiveInteger(jwksCache.maxBytes, 'jwksCache.maxBytes', 65_536),
       prefetch
     },
-    tokenCacheMax: tokenCache === false ? 0 : positiveInteger(tokenCache.max, 'tokenCache.max', 1000)
+    tokenCacheMax: tokenCache === false ? 0 : positiveInteger(tokenCache.max, 'tokenCache.max', 1000),
+    alb
+  }
+}
+
+/** The options `alb` cannot go with: each would leave a request that the plugin cannot vouch for. */
+function checkAlbFits (options: Record<string, unknown>, pools: readonly PoolSettings[], alb: AlbSettings): void {
+  if (typeof options.userPools === 'function') fail('alb', 'cannot be combined with a userPools resolver: list the pools behind the load balancer')
+  if (options.extractToken !== undefined) fail('extractToken', 'cannot be combined with alb: the token is the load balancer\'s x-amzn-oidc-data header')
+  if (alb.accessToken) {
+    pools.forEach((pool, i) => {
+      if (pool.tokenUse !== 'access') {
+        fail(options.userPools === undefined ? 'tokenUse' : `userPools[${i}].tokenUse`, 'must be "access" with alb: the pool verifies the access token the load balancer forwards (or set alb.accessToken to false)')
+      }
+    })
+    return
+  }
+  // Without the access token there are no token claims: what needs them has nothing to work on.
+  for (const option of ['resolveUser', 'isRevoked', 'revocation']) {
+    if (options[option] !== undefined) fail(option, 'needs the access token\'s claims: remove alb.accessToken: false')
   }
 }

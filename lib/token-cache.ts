@@ -23,9 +23,18 @@ export interface VerifiedToken {
   notRevokedUntil: number
 }
 
-interface Entry {
+/** What the cache holds for a token: when it expires, at the latest. */
+export interface Cacheable {
+  /** Epoch milliseconds after which the token is expired (clock tolerance included). */
+  readonly expiresAt: number
+}
+
+/** Whether an entry that has not expired may still be used (its key still served, for one). */
+export type StillValid<V> = (verified: V, nowMs: number) => boolean
+
+interface Entry<V> {
   token: string
-  verified: VerifiedToken
+  verified: V
 }
 
 /**
@@ -50,8 +59,18 @@ function fingerprint (token: string): number {
   return hash
 }
 
-export class TokenCache {
-  private readonly entries = new Map<string, Entry>()
+/**
+ * A Cognito token's entry stands while its key does. It is looked up as an uncached token's key
+ * would be: the store's upkeep (a refresh once the TTL has passed, the keys dropped once too
+ * stale) must not stop because tokens come from the cache.
+ */
+export function keyStillServed (verified: VerifiedToken, nowMs: number): boolean {
+  verified.pool.store.get(verified.key.kid, nowMs)
+  return verified.key.alive
+}
+
+export class TokenCache<V extends Cacheable = VerifiedToken> {
+  private readonly entries = new Map<string, Entry<V>>()
   /**
    * Fingerprints of tokens verified once. A token is kept on its second verification: a stream of
    * tokens that each come once (a crawler, a batch of new sign-ins) then neither flushes the tokens
@@ -59,24 +78,19 @@ export class TokenCache {
    */
   private readonly seenOnce = new Set<number>()
 
-  constructor (private readonly max: number) {}
+  constructor (private readonly max: number, private readonly stillValid: StillValid<V>) {}
 
-  get (token: string, nowMs: number): VerifiedToken | undefined {
+  get (token: string, nowMs: number): V | undefined {
     const key = token.slice(-KEY_LENGTH)
     const entry = this.entries.get(key)
     if (entry === undefined || entry.token !== token) return undefined
     const { verified } = entry
-    if (nowMs < verified.expiresAt) {
-      // Looked up as an uncached token's key would be: the store's upkeep (a refresh once the TTL
-      // has passed, the keys dropped once too stale) must not stop because tokens come from here.
-      verified.pool.store.get(verified.key.kid, nowMs)
-      if (verified.key.alive) return verified
-    }
+    if (nowMs < verified.expiresAt && this.stillValid(verified, nowMs)) return verified
     this.entries.delete(key)
     return undefined
   }
 
-  set (token: string, verified: VerifiedToken): void {
+  set (token: string, verified: V): void {
     const print = fingerprint(token)
     if (!this.seenOnce.has(print)) {
       if (this.seenOnce.size >= this.max) this.seenOnce.clear()

@@ -24,7 +24,7 @@ import type { StoredKey } from './keys/store'
 import type { JwksSettings, PoolSettings, ResolverSettings } from './options'
 import { createPoolDirectory, type PoolDirectory } from './pools/directory'
 import type { KeyVerifier, Pool } from './pools/pool'
-import { TokenCache, type VerifiedToken } from './token-cache'
+import { keyStillServed, TokenCache, type VerifiedToken } from './token-cache'
 
 function refuse (reason: string): CognitoAuthError {
   return withReason(new TokenInvalidError(), reason)
@@ -92,7 +92,7 @@ export class CognitoVerifier {
   constructor ({ pools, resolver, jwks, clockToleranceMs, maxTokenLength, tokenCacheMax, log }: VerifierSettings) {
     this.toleranceMs = clockToleranceMs
     this.maxTokenLength = maxTokenLength
-    this.cache = tokenCacheMax > 0 ? new TokenCache(tokenCacheMax) : null
+    this.cache = tokenCacheMax > 0 ? new TokenCache(tokenCacheMax, keyStillServed) : null
     this.directory = createPoolDirectory(pools, resolver, { jwks, clockToleranceMs, log })
     // A handful of headers per pool that may be held at once: with many tenants, room for all of theirs.
     this.maxHeaders = Math.max(MIN_HEADERS, HEADERS_PER_POOL * (resolver?.max ?? pools.length))

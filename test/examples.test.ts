@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import cognitoAuth from '../index'
-import { LocalIssuer } from '../testing'
+import { AlbIssuer, LocalIssuer } from '../testing'
 import { buildApp } from '../examples/app'
 import { demoChecks, formatResult, runCheck, summarize, type CheckResult } from '../examples/checks'
 import { cognitoOptionsFromEnv, curlLines, describeListenError, portFromEnv } from '../examples/demo-runner'
@@ -57,6 +57,25 @@ t.test('POST /logout: every token of the sign-in is refused afterwards, other si
   t.equal(after.body.code, 'FST_COGNITO_TOKEN_REVOKED')
   t.equal((await get(app, '/me', issuer.idToken({ sub }))).status, 200, 'a new sign-in passes')
   t.equal((await app.inject({ method: 'POST', url: '/logout' })).statusCode, 401, 'no token, no logout')
+})
+
+t.test('GET /alb/me: the user from the load balancer\'s headers, never from a Bearer token', async (t) => {
+  const issuer = new LocalIssuer()
+  const alb = new AlbIssuer({ pool: issuer })
+  await alb.listen()
+  const users = new UserStore()
+  const app = buildApp({ cognito: issuer.pluginOptions(), users, alb: alb.albOptions() })
+  t.teardown(async () => {
+    await app.close()
+    users.close()
+    await alb.close()
+  })
+  const sub = '2f9c1d7e-5b8a-4e3f-9c6d-0a1b2c3d4e5f'
+  const ok = await app.inject({ url: '/alb/me', headers: alb.headers({ sub, email: 'dave@example.com' }) })
+  t.equal(ok.statusCode, 200)
+  t.match(ok.json(), { user: { id: Number, sub }, email: 'dave@example.com' })
+  t.equal((await get(app, '/alb/me', issuer.accessToken({ sub }))).body.code, 'FST_COGNITO_NO_TOKEN')
+  t.equal((await get(app, '/me', issuer.idToken({ sub }))).status, 200, 'the Bearer API is unchanged beside it')
 })
 
 t.test('wrong pool options fail startup with the plugin\'s own error', async (t) => {
@@ -271,6 +290,7 @@ t.test('a check whose answer differs fails, and so does the run', async (t) => {
   t.same(summarize([passing, wrongStatus, wrongCode] as CheckResult[]), { line: '2 of 3 checks failed.', exitCode: 1 })
   // The demo's own list covers every route.
   t.same(new Set(demoChecks(issuer).map((check) => check.path)), new Set(['/', '/me', '/admin', '/orders', '/logout']))
+  t.same(new Set(demoChecks(issuer, new AlbIssuer({ pool: issuer })).map((check) => check.path)), new Set(['/', '/me', '/admin', '/orders', '/logout', '/alb/me']))
 })
 
 // The demo as a reader runs it: `node --import tsx examples/demo.ts`, in a child process.
@@ -341,7 +361,11 @@ t.test('demo --once checks every case and exits 0', async (t) => {
     'PASS  GET /orders  ID token (has no scopes)         expected 403 FST_COGNITO_FORBIDDEN, got 403 FST_COGNITO_FORBIDDEN',
     'PASS  POST /logout ID token in group admin          expected 204, got 204',
     'PASS  GET /admin   the same token, signed out       expected 401 FST_COGNITO_TOKEN_REVOKED, got 401 FST_COGNITO_TOKEN_REVOKED',
-    'All 13 checks passed.'
+    'PASS  GET /alb/me  load balancer headers            expected 200, got 200',
+    'PASS  GET /alb/me  Bearer token, no ALB headers     expected 401 FST_COGNITO_NO_TOKEN, got 401 FST_COGNITO_NO_TOKEN',
+    'PASS  GET /alb/me  ALB token signed by another key  expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
+    'PASS  GET /alb/me  another user\'s access token      expected 401 FST_COGNITO_TOKEN_INVALID, got 401 FST_COGNITO_TOKEN_INVALID',
+    'All 17 checks passed.'
   ])
   // DEMO_DB kept the users on disk: Alice and Bob, and the user of the scope-less access token.
   const users = new UserStore(file)
@@ -356,8 +380,8 @@ t.test('npm run demo -- --once, exactly as a reader runs it', async (t) => {
   const demo = startDemo(t, ['--once'], { _TAPJS_PROCESSINFO_COVERAGE_: '0' }, ['--import', 'tsx'])
   t.equal(await demo.exit, 0, demo.stderr())
   const lines = demo.stdout().trim().split('\n')
-  t.equal(lines.filter((line) => line.startsWith('PASS  ')).length, 13)
-  t.equal(lines.at(-1), 'All 13 checks passed.')
+  t.equal(lines.filter((line) => line.startsWith('PASS  ')).length, 17)
+  t.equal(lines.at(-1), 'All 17 checks passed.')
 })
 
 t.test('demo serves with a local user pool until SIGTERM', async (t) => {

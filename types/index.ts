@@ -139,6 +139,30 @@ type WithRegistered<Standard, Registered> = [keyof Registered] extends [never]
 /** The verified claims of either kind of token; narrow on `token_use`. */
 export type CognitoClaims = CognitoIdTokenClaims | CognitoAccessTokenClaims
 
+/**
+ * The user's claims in the token an Application Load Balancer signs (`x-amzn-oidc-data`): what
+ * Cognito's userInfo endpoint returned. The plugin checks `sub`, `iss` and `exp`; the others are
+ * strings as userInfo writes them (`email_verified: "true"`), typed as they may arrive.
+ */
+export interface CognitoAlbClaims {
+  /** The user's immutable id: the access token's `sub`. */
+  sub: string
+  /** The pool's issuer. */
+  iss: string
+  /** Expiry, seconds since the epoch. */
+  exp: number
+  username?: CognitoClaimValue
+  email?: CognitoClaimValue
+  email_verified?: CognitoClaimValue
+  phone_number?: CognitoClaimValue
+  phone_number_verified?: CognitoClaimValue
+  name?: CognitoClaimValue
+  given_name?: CognitoClaimValue
+  family_name?: CognitoClaimValue
+  identities?: CognitoClaimValue
+  [claim: string]: unknown
+}
+
 /** Which tokens a pool accepts. */
 export type TokenUse = 'id' | 'access' | 'any'
 
@@ -466,6 +490,33 @@ export interface CognitoRevocation {
   stats: () => RevocationStats
 }
 
+/**
+ * Behind an Application Load Balancer with Cognito authentication: requests are authenticated by
+ * the tokens the load balancer forwards (`x-amzn-oidc-data`, `x-amzn-oidc-accesstoken`), never by
+ * `Authorization`.
+ */
+export interface CognitoAlbOptions {
+  /**
+   * The ARN of the load balancer whose signature is accepted, or several:
+   * `arn:<aws|aws-us-gov|aws-cn>:elasticloadbalancing:<region>:<account>:loadbalancer/app/<name>/<id>`.
+   */
+  loadBalancerArn: string | readonly string[]
+  /**
+   * Where the load balancer's public keys are served: `${keysUri}/${kid}` is a PEM file. Default
+   * `https://public-keys.auth.elb.<region>.amazonaws.com` for `aws` ARNs; required for the others
+   * (GovCloud serves them from an S3 bucket path).
+   */
+  keysUri?: string
+  /**
+   * Require `x-amzn-oidc-accesstoken` to verify as an access token of the pool, for the same user
+   * (the default). It carries what the load balancer's token lacks (`origin_jti`, `auth_time`,
+   * groups, scopes): `request.cognitoClaims` is its claims. `false` verifies the load balancer's
+   * token alone: `request.cognitoClaims` and `cognitoUser` stay null, and `resolveUser`,
+   * `isRevoked` and `revocation` are refused.
+   */
+  accessToken?: boolean
+}
+
 /** Options that hold for every pool of an instance; `Claims` are the claims its hooks receive. */
 export interface CognitoAuthSharedOptions<Claims extends CognitoClaims = CognitoClaims> {
   /** Seconds of leeway for `exp`, `nbf` and `iat`. Default 0. */
@@ -493,6 +544,12 @@ export interface CognitoAuthSharedOptions<Claims extends CognitoClaims = Cognito
   jwksCache?: JwksCacheOptions
   /** The cache of verified tokens; `false` turns it off. */
   tokenCache?: TokenCacheOptions | false
+  /**
+   * Authenticate requests by the tokens an Application Load Balancer forwards. The pools'
+   * `tokenUse` is then `'access'` (the default with this option; set it to have hooks typed with
+   * access token claims).
+   */
+  alb?: CognitoAlbOptions
 }
 
 /** One user pool, given at the top level. */
@@ -530,6 +587,8 @@ export interface CognitoMultiPoolOptions<Pools extends readonly CognitoUserPoolE
 export interface CognitoResolvedPoolOptions
   extends CognitoAuthSharedOptions, Partial<Record<keyof CognitoUserPoolOptions | 'claims', undefined>> {
   userPools: PoolResolver
+  /** Not with a resolver: the load balancer's pools are listed up front. */
+  alb?: undefined
   poolCache?: PoolCacheOptions
   /**
    * Issuers the resolver is also asked about, by prefix (e.g. `'http://127.0.0.1:'` for local
@@ -607,6 +666,20 @@ export interface CognitoAuthError extends Error {
 export interface CognitoAuthenticatedEvent {
   request: FastifyRequest
   claims: CognitoClaims
+  /** Behind a load balancer (the `alb` option): the user claims it signed. */
+  albClaims?: CognitoAlbClaims
+  /** The token came from the verified-token cache. */
+  cached: boolean
+}
+
+/**
+ * `fastify-cognito-jwt:authenticated` behind a load balancer with `alb.accessToken: false`: the
+ * load balancer's token alone was verified, so there are no token claims.
+ */
+export interface CognitoAlbAuthenticatedEvent {
+  request: FastifyRequest
+  claims: null
+  albClaims: CognitoAlbClaims
   /** The token came from the verified-token cache. */
   cached: boolean
 }
@@ -713,7 +786,7 @@ declare module 'fastify' {
     requireGroups: (groups: string | readonly string[], options?: RequirementOptions) => CognitoHook
     /** Requires one (or all) of the OAuth scopes in the access token's `scope`. */
     requireScopes: (scopes: string | readonly string[], options?: RequirementOptions) => CognitoHook
-    /** The state of each pool's key store (with a resolver, of each pool it holds now). */
+    /** The state of each pool's key store (with a resolver, of each pool it holds now), then the load balancer's keys (with `alb`). */
     cognitoKeyStores: () => KeyStoreStats[]
     /** Revokes sessions and users (the `revocation` option); without the option, each call throws FST_COGNITO_INVALID_OPTION. */
     cognitoRevocation: CognitoRevocation
@@ -725,6 +798,8 @@ declare module 'fastify' {
     cognitoUser: CognitoUser | null
     /** The entry of the pool that accepted the token (a resolver's answer, with its `tenant`); null until authenticated. */
     cognitoPool: CognitoPool | null
+    /** Behind a load balancer (the `alb` option): the user claims it signed; null until authenticated, and without `alb`. */
+    cognitoAlbClaims: CognitoAlbClaims | null
   }
   interface FastifyContextConfig {
     cognito?: CognitoRouteConfig

@@ -9,7 +9,8 @@
  * bounds of each fetch live here: a deadline for the whole exchange (connecting included), a cap
  * on the body, no redirects, and an abort when the server closes. get-jwks answers one `kid` per
  * call; the dispatcher also keeps the response it fetched, so that the store sees the whole key
- * set (what was added, what was removed) from the same single request.
+ * set (what was added, what was removed) from the same single request. `fetchDocument` fetches
+ * other documents (a load balancer's PEM keys, lib/alb/keys.ts) through the same bounds.
  */
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib'
 import type { Dispatcher } from 'undici'
@@ -255,3 +256,22 @@ function decode (body: Buffer, codings: readonly string[], maxBytes: number): Bu
 }
 
 function noop (): void {}
+
+/** A document fetched whole through a fetcher's bounds: its status and its body (at most `maxBytes`). */
+export interface FetchedDocument {
+  status: number
+  body: Buffer
+}
+
+/**
+ * Fetches one document that is not a JWKS (a load balancer's PEM key) through the fetcher's
+ * dispatcher: the same deadline, body cap and refusal of redirects as the JWKS fetches.
+ * Rejects as `fetch` does, with the network's error as `cause`.
+ */
+export async function fetchDocument (fetcher: JwksFetcher, url: string, accept: string): Promise<FetchedDocument> {
+  const { dispatcher, redirect, headers } = fetcher.fetchOptions
+  // The global fetch takes undici's dispatcher; its bundled types name another copy of the class.
+  const init = { dispatcher, redirect, headers: { ...headers, accept } } as unknown as RequestInit
+  const response = await fetch(url, init)
+  return { status: response.status, body: Buffer.from(await response.arrayBuffer()) }
+}
