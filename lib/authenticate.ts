@@ -11,6 +11,7 @@ import type { CognitoClaims, CognitoHook, CognitoUser } from '../types'
 import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserNotFoundError, withReason, type CognitoAuthError } from './errors'
 import { publishAuthenticated, publishRefused, wantsRefusedEvents } from './events'
 import { extractFromHeader, type Extracted } from './extract'
+import { markAuthenticated } from './connections/source'
 import type { Settings } from './options'
 import type { RevocationList } from './revocation/list'
 import type { VerifiedToken } from './token-cache'
@@ -100,7 +101,7 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
       }
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
-  function accept (request: FastifyRequest, verified: VerifiedToken, cached: boolean, done: Done): void {
+  function accept (request: FastifyRequest, reply: FastifyReply, verified: VerifiedToken, cached: boolean, done: Done): void {
     // The replica's check is a lookup in memory, for cached tokens too; isRevoked may follow.
     const refusal = revocation?.refusal(verified.claims)
     if (refusal !== undefined) {
@@ -111,11 +112,12 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
       request.cognitoClaims = verified.claims
       request.cognitoUser = claimsAsUser(verified.claims)
       request.cognitoPool = verified.pool.settings.entry
+      markAuthenticated(request, reply, verified)
       publishAuthenticated(request, verified.claims, cached)
       done()
       return
     }
-    finish(request, verified).then(() => {
+    finish(request, reply, verified).then(() => {
       publishAuthenticated(request, verified.claims, cached)
       done()
     }, (err: CognitoAuthError | ApplicationHookError) => {
@@ -133,7 +135,7 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
     })
   }
 
-  async function finish (request: FastifyRequest, verified: VerifiedToken): Promise<void> {
+  async function finish (request: FastifyRequest, reply: FastifyReply, verified: VerifiedToken): Promise<void> {
     const { claims } = verified
     if (isRevoked !== undefined && Date.now() >= verified.notRevokedUntil) {
       let revoked: unknown
@@ -160,9 +162,10 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
     request.cognitoClaims = claims
     request.cognitoUser = user as CognitoUser
     request.cognitoPool = verified.pool.settings.entry
+    markAuthenticated(request, reply, verified)
   }
 
-  return awaitable(function authenticate (request, _reply, done) {
+  return awaitable(function authenticate (request, reply, done) {
     const token = extract(request)
     if (typeof token !== 'string') {
       if (optional && token instanceof NoTokenError) done()
@@ -171,7 +174,7 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
     }
     const cached = verifier.cached(token)
     if (cached !== undefined) {
-      accept(request, cached, true, done)
+      accept(request, reply, cached, true, done)
       return
     }
     let verified: VerifiedToken | Promise<VerifiedToken>
@@ -183,11 +186,11 @@ export function createAuthenticate ({ settings, verifier, revocation }: Authenti
     }
     if (verified instanceof Promise) {
       verified.then(
-        (result) => accept(request, result, false, done),
+        (result) => accept(request, reply, result, false, done),
         (err: CognitoAuthError) => refuseRequest(request, realm, err, done)
       )
     } else {
-      accept(request, verified, false, done)
+      accept(request, reply, verified, false, done)
     }
   }, optional ? 'authenticateOptional' : 'authenticate')
 }

@@ -10,7 +10,8 @@ import type {
   CognitoAuthError,
   CognitoClaims,
   CognitoJwksEvent,
-  CognitoRevocationEvent
+  CognitoRevocationEvent,
+  CognitoWatchEndReason
 } from '../types'
 
 /** The channel names, as exported to applications (`diagnostics_channel.subscribe(channels.refused, ...)`). */
@@ -18,13 +19,15 @@ export const channels = Object.freeze({
   authenticated: 'fastify-cognito-jwt:authenticated',
   refused: 'fastify-cognito-jwt:refused',
   jwks: 'fastify-cognito-jwt:jwks',
-  revocation: 'fastify-cognito-jwt:revocation'
+  revocation: 'fastify-cognito-jwt:revocation',
+  watch: 'fastify-cognito-jwt:watch'
 } as const)
 
 const authenticated = channel(channels.authenticated)
 const refused = channel(channels.refused)
 const jwks = channel(channels.jwks)
 const revocation = channel(channels.revocation)
+const watch = channel(channels.watch)
 
 /** A request was authenticated; `cached` when its token came from the verified-token cache. */
 export function publishAuthenticated (request: FastifyRequest, claims: CognitoClaims, cached: boolean): void {
@@ -57,4 +60,9 @@ export function wantsRevocationEvents (): boolean {
 
 export function publishRevocation (message: CognitoRevocationEvent): void {
   if (revocation.hasSubscribers) revocation.publish(message)
+}
+
+/** A watched connection was ended (`app.cognitoWatch`): why, and how long it was watched. */
+export function publishWatchEnded (request: FastifyRequest, reason: CognitoWatchEndReason, watchedMs: number): void {
+  if (watch.hasSubscribers) watch.publish({ request, reason, watchedMs })
 }

@@ -38,6 +38,11 @@ export interface PoolDirectory {
   mayIssue: (issuer: string) => boolean
   /** Every pool held now. */
   pools: () => Pool[]
+  /**
+   * With a resolver only: whether the issuer is still a pool, for connections accepted earlier
+   * (lib/connections/). The cached answer while fresh, else the resolver's; rejects when it fails.
+   */
+  recheck?: (issuer: string) => Promise<boolean>
   close: () => void
 }
 
@@ -147,6 +152,17 @@ export class ResolvingDirectory implements PoolDirectory {
 
   pools (): Pool[] {
     return [...this.entries.values()].map((entry) => entry.pool)
+  }
+
+  async recheck (issuer: string): Promise<boolean> {
+    try {
+      await this.lookup(issuer)
+      return true
+    } catch (err) {
+      // "No pool" is the answer; any other error is the resolver's trouble, not an answer.
+      if (err instanceof TokenInvalidError) return false
+      throw err
+    }
   }
 
   close (): void {
