@@ -205,7 +205,7 @@ t.test('a watch whose response ended never touches the keep-alive connection\'s 
   for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
   t.equal(stream.text(), 'data: hello\n\n')
   let ended = false
-  void stream.ended.then(() => { ended = true })
+  void stream.ended.then(() => { ended = true }, () => {})
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(ended, false, 'the next request on that connection goes on')
 })
