@@ -38,7 +38,9 @@ export function fakeTimers (t: Test): Clock {
 export async function serve (t: Test, options: Partial<CognitoAuthOptions> = {}, routes: (served: Served) => void = () => {}, ws: WebSocketOptions = {}): Promise<Served> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(cognitoAuth, { ...issuer.pluginOptions(), tokenUse: 'any', revocation: { store: 'memory' }, ...options } as CognitoAuthOptions)
+  // With a resolver (`userPools` as a function) the pools are its answers.
+  const pool = 'userPools' in options ? {} : { ...issuer.pluginOptions(), tokenUse: 'any' }
+  await app.register(cognitoAuth, { ...pool, revocation: { store: 'memory' }, ...options } as CognitoAuthOptions)
   const served = { app, ws: webSocketRoutes(app, ws), url: '' }
   routes(served)
   await app.listen({ port: 0, host: '127.0.0.1' })
