@@ -3,7 +3,6 @@
  * renewals, resolved pools that are removed, an instance without a revocation list, and the
  * bounds of ten thousand watches.
  */
-import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
@@ -132,7 +131,7 @@ t.test('revoked between authenticate and cognitoWatch: the watch ends at once (u
         s.app.cognitoWatch(request, (reason) => { ends.push(reason); socket.close(4401, reason) })
       })
     })
-    s.ws.route('/stopped', s.app.authenticate, (socket, request) => {
+    s.ws.route('/stopped', s.app.authenticate, (_socket, request) => {
       void s.app.cognitoRevocation.revokeSession(request.cognitoClaims as { origin_jti: string }).then(() => {
         stoppedWatch = s.app.cognitoWatch(request, (reason) => ends.push(reason))
         stoppedWatch.stop()
