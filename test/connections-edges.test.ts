@@ -174,13 +174,12 @@ t.test('renew: no token, a watch that ends meanwhile, isRevoked', async (t) => {
       if (claims.jti === 'throws') throw new Error('store down')
       return revokedTokens.has(claims.jti as string)
     }
-  }, (s) => s.ws.route('/live', s.app.authenticate, (socket, request) => {
+  }, (s) => s.ws.route('/live', s.app.authenticate, (_socket, request) => {
     watches.push(s.app.cognitoWatch(request))
-    socket.send('ready')
   }))
   const open = async (): Promise<CognitoWatch> => {
-    const client = await openSocket(t, `${served.url}/live`, issuer.idToken({ sub: 'ana' }))
-    if (watches.length === 0) await once(client, 'message')
+    await openSocket(t, `${served.url}/live`, issuer.idToken({ sub: 'ana' }))
+    while (watches.length === 0) await settle()
     return watches.shift() as CognitoWatch
   }
   const watch = await open()
