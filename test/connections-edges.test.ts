@@ -256,7 +256,13 @@ t.test('a resolved pool: asked again every poolCache.ttl while watched; its conn
   const served = await serve(t, {
     userPools: resolve,
     poolCache: { ttl: 60 }
-  }, (s) => echoRoute(s, '/live'))
+  }, (s) => {
+    echoRoute(s, '/live')
+    s.app.get('/poll', { onRequest: s.app.authenticate }, (request, reply) => {
+      reply.hijack()
+      s.app.cognitoWatch(request)
+    })
+  })
   const token = tenant.idToken({ sub: 'ana' })
   const client = await openSocket(t, `${served.url}/live`, token)
   const bystander = await openSocket(t, `${served.url}/live`, other.idToken({ sub: 'bob' }))
@@ -269,10 +275,14 @@ t.test('a resolved pool: asked again every poolCache.ttl while watched; its conn
   t.equal(asked, before + 2, 'asked again without a request')
   t.ok(await echoes(client), 'a resolver that fails ends nothing')
 
+  answer = 'pool'
+  const poll = s2(served.url, tenant.idToken({ sub: 'cy' }))
+  while (sizes(served.app).watches < 3) await settle()
   answer = 'none'
   const ending = closed(client)
   clock.tick(60_000)
   t.same(await ending, { code: 4401, reason: 'pool-removed' })
+  t.same(await poll, { status: 401, body: JSON.stringify({ statusCode: 401, code: 'FST_COGNITO_TOKEN_INVALID', error: 'Unauthorized', message: 'The token is invalid' }) })
   t.ok(await echoes(bystander), 'another pool\'s connection stays')
   t.equal(sizes(served.app).pools, 1)
   bystander.close()

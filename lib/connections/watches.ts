@@ -124,14 +124,8 @@ export class Watches {
   /** The instance closes: every watch stops (without its ending), the list is no longer listened to. */
   close (): void {
     this.unlisten?.()
-    this.disarm()
-    for (;;) {
-      const top = this.heap.peek()
-      if (top === undefined) break
-      if ('end' in top) this.remove(top)
-      else this.heap.remove(top)
-    }
-    this.byIssuer.clear()
+    // Every watch is in the user index; the last one out takes the timer and the pool checks along.
+    for (const set of [...this.byUser.values()]) for (const watch of [...set]) this.remove(watch)
   }
 
   private index (watch: Watched): void {
