@@ -323,3 +323,30 @@ t.test('closing the instance stops every watch', async (t) => {
   await closing
   t.same(sizes(served.app), EMPTY)
 })
+
+t.test('a pool\'s question still out when its last connection closes: the answer is let go', async (t) => {
+  const clock = fakeTimers(t)
+  const tenant = new LocalIssuer({ userPoolId: 'eu-west-1_Slow' })
+  let gate: Promise<void> | undefined
+  let asked = 0
+  const served = await serve(t, {
+    userPools: async () => {
+      asked++
+      await gate
+      const { userPoolId, clientId, jwks } = tenant.pluginOptions()
+      return { userPoolId, clientId, jwks, jwksUri: false }
+    },
+    poolCache: { ttl: 60 }
+  }, (s) => echoRoute(s, '/live'))
+  const client = await openSocket(t, `${served.url}/live`, tenant.idToken({ sub: 'ana' }))
+  let open: () => void = () => {}
+  gate = new Promise((resolve) => { open = resolve })
+  clock.tick(60_000)
+  while (asked < 2) await settle()
+  client.close()
+  await closed(client)
+  while (sizes(served.app).watches > 0) await settle()
+  open()
+  await settle()
+  t.same(sizes(served.app), EMPTY, 'no question scheduled again, no timer')
+})

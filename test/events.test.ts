@@ -311,7 +311,8 @@ t.test('the channels are the exported names', async (t) => {
     authenticated: 'fastify-cognito-jwt:authenticated',
     refused: 'fastify-cognito-jwt:refused',
     jwks: 'fastify-cognito-jwt:jwks',
-    revocation: 'fastify-cognito-jwt:revocation'
+    revocation: 'fastify-cognito-jwt:revocation',
+    watch: 'fastify-cognito-jwt:watch'
   })
   t.ok(Object.isFrozen(channels))
 })
