@@ -41,26 +41,7 @@ declare function publicFeed (): Promise<unknown[]>`,
   db: `declare const pool: { query: (sql: string, values: unknown[]) => Promise<{ rows: Array<{ id: number, sub: string, email: string | null }> }> }`,
   redis: 'declare const redis: { exists: (key: string) => Promise<number> }',
   swagger: "import swagger from '@fastify/swagger'",
-  // @fastify/websocket's plugin and route shape, as its types declare them: the package itself is
-  // not among the devDependencies.
-  websocket: `import type { FastifyBaseLogger, FastifyPluginAsync, FastifyRequest, FastifyTypeProvider, FastifyTypeProviderDefault, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault, RouteShorthandOptions } from 'fastify'
-interface WebSocketLike {
-  close: (code?: number, reason?: string) => void
-  send: (data: string) => void
-  on: (event: 'message', listener: (data: Buffer) => void) => void
-}
-declare const websocket: FastifyPluginAsync<{ options?: { handleProtocols?: (protocols: Set<string>) => string | false } }>
-declare module 'fastify' {
-  interface RouteShorthandMethod<
-    RawServer extends RawServerBase = RawServerDefault,
-    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
-    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
-    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
-    Logger extends FastifyBaseLogger = FastifyBaseLogger
-  > {
-    (path: string, opts: RouteShorthandOptions<RawServer, RawRequest, RawReply> & { websocket: true }, handler: (socket: WebSocketLike, request: FastifyRequest) => void | Promise<void>): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
-  }
-}`
+  websocket: "import websocket from '@fastify/websocket'"
 }
 
 type Kind = 'program' | 'module' | 'commonjs' | 'fragment'
