@@ -22,6 +22,8 @@
  *                             `cognitoUser` and `cognitoPool`
  *     lib/revocation/list.ts  the revocation list's in-process replica and `app.cognitoRevocation`;
  *                             its store in lib/revocation/memory.ts or lib/revocation/redis.ts
+ *   lib/connections/         `app.cognitoWatch`: long-lived connections end with their token (api.ts),
+ *                             one timer and indexes for all of them (watches.ts)
  *   lib/authorize.ts          `requireGroups`, `requireScopes`
  *   lib/errors.ts             codes, statuses and `WWW-Authenticate` challenges
  *   lib/events.ts             what happened, on diagnostics_channel, for whoever subscribes
@@ -40,6 +42,9 @@ import { parseOptions } from './lib/options'
 import { guardLateInstance, kRouteGuard, LATE_IMPORT_WARNING, wireRoute } from './lib/route-guard'
 import { RevocationList, revocationNotConfigured } from './lib/revocation/list'
 import { CognitoVerifier } from './lib/verify'
+import { kWatchSizes, Watching } from './lib/connections/api'
+import { learnWebSockets } from './lib/connections/ending'
+import { kReply, kVerifiedToken } from './lib/connections/source'
 
 async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuthOptions): Promise<void> {
   if (fastify.hasRequestDecorator('cognitoClaims')) {
@@ -63,11 +68,14 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   const authenticate = createAuthenticate(context, false)
   const authenticateOptional = createAuthenticate(context, true)
   const { requireGroups, requireScopes } = createRequirements(settings.realm)
+  const watching = new Watching({ ...context, log: fastify.log })
 
   fastify.decorateRequest('cognitoClaims', null)
   fastify.decorateRequest('cognitoUser', null)
   fastify.decorateRequest('cognitoPool', null)
   fastify.decorateRequest('cognitoAlbClaims', null)
+  fastify.decorateRequest(kVerifiedToken, null)
+  fastify.decorateRequest(kReply, null)
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('authenticateOptional', authenticateOptional)
   fastify.decorate('requireGroups', requireGroups)
@@ -78,6 +86,8 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
     return stats
   })
   fastify.decorate('cognitoRevocation', revocation?.api ?? revocationNotConfigured)
+  fastify.decorate('cognitoWatch', watching.watch)
+  fastify.decorate(kWatchSizes, () => watching.watches.sizes())
 
   // Routes may declare their needs in `config.cognito` instead of listing hooks. onRoute sees the
   // routes declared once the plugin has loaded; lib/route-guard.ts refuses to start with any other.
@@ -109,7 +119,10 @@ async function cognitoAuthPlugin (fastify: FastifyInstance, options: CognitoAuth
   })
   // The whole revocation list is loaded before the server is ready: its first request knows it.
   if (revocation !== undefined) fastify.addHook('onReady', async () => await revocation.start())
+  // @fastify/websocket, if registered, says which WebSocket each upgraded request became.
+  fastify.addHook('onReady', async () => learnWebSockets(fastify))
   fastify.addHook('onClose', async () => {
+    watching.close()
     verifier.close()
     alb?.close()
     await revocation?.close()

@@ -12,6 +12,7 @@ import type { AlbAuthentication, AlbVerifier } from './alb/verify'
 import { buildChallenge, HookFailedError, NoTokenError, TokenRevokedError, UserNotFoundError, withReason, type CognitoAuthError } from './errors'
 import { publishAuthenticated, publishRefused, wantsRefusedEvents } from './events'
 import { extractFromHeader, type Extracted } from './extract'
+import { markAuthenticated } from './connections/source'
 import type { Settings } from './options'
 import type { RevocationList } from './revocation/list'
 import type { VerifiedToken } from './token-cache'
@@ -103,7 +104,7 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
       }
   const needsMore = resolveUser !== undefined || isRevoked !== undefined
 
-  function accept (request: FastifyRequest, verified: VerifiedToken, cached: boolean, done: Done, albClaims: CognitoAlbClaims | null = null): void {
+  function accept (request: FastifyRequest, reply: FastifyReply, verified: VerifiedToken, cached: boolean, done: Done, albClaims: CognitoAlbClaims | null = null): void {
     // The replica's check is a lookup in memory, for cached tokens too; isRevoked may follow.
     const refusal = revocation?.refusal(verified.claims, verified.pool.settings)
     if (refusal !== undefined) {
@@ -115,11 +116,12 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
       request.cognitoUser = claimsAsUser(verified.claims)
       request.cognitoPool = verified.pool.settings.entry
       request.cognitoAlbClaims = albClaims
+      markAuthenticated(request, reply, verified)
       publishAuthenticated(request, verified.claims, cached, albClaims ?? undefined)
       done()
       return
     }
-    finish(request, verified, albClaims).then((refusal) => {
+    finish(request, reply, verified, albClaims).then((refusal) => {
       if (refusal !== undefined) {
         refuseRequest(request, realm, refusal, done)
         return
@@ -142,7 +144,7 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
   }
 
   /** The application's hooks; resolves with the list's refusal if a revocation arrived while they ran. */
-  async function finish (request: FastifyRequest, verified: VerifiedToken, albClaims: CognitoAlbClaims | null): Promise<CognitoAuthError | undefined> {
+  async function finish (request: FastifyRequest, reply: FastifyReply, verified: VerifiedToken, albClaims: CognitoAlbClaims | null): Promise<CognitoAuthError | undefined> {
     const { claims } = verified
     if (isRevoked !== undefined && Date.now() >= verified.notRevokedUntil) {
       let revoked: unknown
@@ -173,6 +175,7 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
     request.cognitoUser = user as CognitoUser
     request.cognitoPool = verified.pool.settings.entry
     request.cognitoAlbClaims = albClaims
+    markAuthenticated(request, reply, verified)
     return undefined
   }
 
@@ -181,9 +184,9 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
    * Without the access token (`alb.accessToken: false`) there is nothing to revoke or resolve
    * (register refused those options): the load balancer's claims alone.
    */
-  function acceptAlb (request: FastifyRequest, { alb: verified, verified: access, cached }: AlbAuthentication, done: Done): void {
+  function acceptAlb (request: FastifyRequest, reply: FastifyReply, { alb: verified, verified: access, cached }: AlbAuthentication, done: Done): void {
     if (access !== undefined) {
-      accept(request, access, cached, done, verified.claims)
+      accept(request, reply, access, cached, done, verified.claims)
       return
     }
     request.cognitoAlbClaims = verified.claims
@@ -193,7 +196,7 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
   }
 
   if (alb !== undefined) {
-    return awaitable(function authenticate (request, _reply, done) {
+    return awaitable(function authenticate (request, reply, done) {
       let result: ReturnType<AlbVerifier['authenticate']>
       try {
         result = alb.authenticate(request)
@@ -203,11 +206,11 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
       }
       if (result instanceof Promise) {
         result.then(
-          (found) => acceptAlb(request, found, done),
+          (found) => acceptAlb(request, reply, found, done),
           (err: CognitoAuthError) => refuseRequest(request, realm, err, done)
         )
       } else if ('alb' in result) {
-        acceptAlb(request, result, done)
+        acceptAlb(request, reply, result, done)
       } else if (optional) {
         done()
       } else {
@@ -216,7 +219,7 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
     }, optional ? 'authenticateOptional' : 'authenticate')
   }
 
-  return awaitable(function authenticate (request, _reply, done) {
+  return awaitable(function authenticate (request, reply, done) {
     const token = extract(request)
     if (typeof token !== 'string') {
       if (optional && token instanceof NoTokenError) done()
@@ -225,7 +228,7 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
     }
     const cached = verifier.cached(token)
     if (cached !== undefined) {
-      accept(request, cached, true, done)
+      accept(request, reply, cached, true, done)
       return
     }
     let verified: VerifiedToken | Promise<VerifiedToken>
@@ -237,11 +240,11 @@ export function createAuthenticate ({ settings, verifier, revocation, alb }: Aut
     }
     if (verified instanceof Promise) {
       verified.then(
-        (result) => accept(request, result, false, done),
+        (result) => accept(request, reply, result, false, done),
         (err: CognitoAuthError) => refuseRequest(request, realm, err, done)
       )
     } else {
-      accept(request, verified, false, done)
+      accept(request, reply, verified, false, done)
     }
   }, optional ? 'authenticateOptional' : 'authenticate')
 }

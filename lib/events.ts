@@ -12,7 +12,8 @@ import type {
   CognitoClaims,
   CognitoJwksEvent,
   CognitoPoolEvent,
-  CognitoRevocationEvent
+  CognitoRevocationEvent,
+  CognitoWatchEndReason
 } from '../types'
 
 /** The channel names, as exported to applications (`diagnostics_channel.subscribe(channels.refused, ...)`). */
@@ -21,7 +22,8 @@ export const channels = Object.freeze({
   refused: 'fastify-cognito-jwt:refused',
   jwks: 'fastify-cognito-jwt:jwks',
   revocation: 'fastify-cognito-jwt:revocation',
-  pools: 'fastify-cognito-jwt:pools'
+  pools: 'fastify-cognito-jwt:pools',
+  watch: 'fastify-cognito-jwt:watch'
 } as const)
 
 const authenticated = channel(channels.authenticated)
@@ -29,6 +31,7 @@ const refused = channel(channels.refused)
 const jwks = channel(channels.jwks)
 const revocation = channel(channels.revocation)
 const pools = channel(channels.pools)
+const watch = channel(channels.watch)
 
 /**
  * A request was authenticated; `cached` when its token came from the verified-token cache. Behind
@@ -74,4 +77,9 @@ export function wantsPoolEvents (): boolean {
 
 export function publishPool (message: CognitoPoolEvent): void {
   if (pools.hasSubscribers) pools.publish(message)
+}
+
+/** A watched connection was ended (`app.cognitoWatch`): why, and how long it was watched. */
+export function publishWatchEnded (request: FastifyRequest, reason: CognitoWatchEndReason, watchedMs: number): void {
+  if (watch.hasSubscribers) watch.publish({ request, reason, watchedMs })
 }

@@ -313,7 +313,8 @@ t.test('the channels are the exported names', async (t) => {
     refused: 'fastify-cognito-jwt:refused',
     jwks: 'fastify-cognito-jwt:jwks',
     revocation: 'fastify-cognito-jwt:revocation',
-    pools: 'fastify-cognito-jwt:pools'
+    pools: 'fastify-cognito-jwt:pools',
+    watch: 'fastify-cognito-jwt:watch'
   })
   t.ok(Object.isFrozen(channels))
 })

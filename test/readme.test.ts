@@ -40,7 +40,8 @@ declare function personalFeed (user: unknown): Promise<unknown[]>
 declare function publicFeed (): Promise<unknown[]>`,
   db: `declare const pool: { query: (sql: string, values: unknown[]) => Promise<{ rows: Array<{ id: number, sub: string, email: string | null }> }> }`,
   redis: 'declare const redis: { exists: (key: string) => Promise<number> }',
-  swagger: "import swagger from '@fastify/swagger'"
+  swagger: "import swagger from '@fastify/swagger'",
+  websocket: "import websocket from '@fastify/websocket'"
 }
 
 type Kind = 'program' | 'module' | 'commonjs' | 'fragment'

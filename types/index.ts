@@ -749,6 +749,36 @@ export interface CognitoRevocationEvent {
   pending?: number
 }
 
+/** Why a watched connection ended (`app.cognitoWatch`). */
+export type CognitoWatchEndReason = 'expired' | 'revoked' | 'signed-out' | 'pool-removed'
+
+/** Called once when a watch ends, with its reason; not called by `stop()`. */
+export type CognitoWatchEnd = (reason: CognitoWatchEndReason) => void
+
+/** A long-lived connection's watch (`app.cognitoWatch`). */
+export interface CognitoWatch {
+  /** When the token ends the connection (epoch milliseconds, `clockTolerance` included). */
+  readonly deadline: number
+  /** Whether the watch has ended, stopped, or its response closed. */
+  readonly ended: boolean
+  /**
+   * Moves the watch to a fresh token of the same user and pool: verified as `authenticate` would,
+   * its `exp` becomes the deadline and its session the one watched. Rejects with the refusal
+   * (FST_COGNITO_*: expired, invalid, another user or pool, revoked) and changes nothing.
+   */
+  renew: (token: string) => Promise<void>
+  /** Ends the watch without calling `onEnd`. */
+  stop: () => void
+}
+
+/** `fastify-cognito-jwt:watch`: a watched connection was ended. Never a token. */
+export interface CognitoWatchEvent {
+  request: FastifyRequest
+  reason: CognitoWatchEndReason
+  /** How long it was watched. */
+  watchedMs: number
+}
+
 declare module 'fastify' {
   /**
    * `app.register(cognitoAuth, options)`, typed from the options themselves: `tokenUse` (or the
@@ -790,6 +820,13 @@ declare module 'fastify' {
     cognitoKeyStores: () => KeyStoreStats[]
     /** Revokes sessions and users (the `revocation` option); without the option, each call throws FST_COGNITO_INVALID_OPTION. */
     cognitoRevocation: CognitoRevocation
+    /**
+     * Watches the long-lived connection (WebSocket, event stream) of a request `authenticate`
+     * accepted: `onEnd` is called once when its token expires, is revoked, its user is signed
+     * out, or its pool is no longer accepted. Without `onEnd`, the WebSocket is closed with 4401
+     * and the reason, a response under way is ended, one not yet started answers 401.
+     */
+    cognitoWatch: (request: FastifyRequest, onEnd?: CognitoWatchEnd) => CognitoWatch
   }
   interface FastifyRequest {
     /** The verified claims; null until authenticated. */

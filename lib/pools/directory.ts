@@ -55,6 +55,11 @@ export interface PoolDirectory {
    * front are never removed.
    */
   onRemoved: (listener: PoolRemovedListener) => void
+  /**
+   * With a resolver only: whether the issuer is still a pool, for connections accepted earlier
+   * (lib/connections/). The cached answer while fresh, else the resolver's; rejects when it fails.
+   */
+  recheck?: (issuer: string) => Promise<boolean>
   close: () => void
 }
 
@@ -230,6 +235,17 @@ export class ResolvingDirectory implements PoolDirectory {
 
   onRemoved (listener: PoolRemovedListener): void {
     this.listeners.push(listener)
+  }
+
+  async recheck (issuer: string): Promise<boolean> {
+    try {
+      await this.lookup(issuer)
+      return true
+    } catch (err) {
+      // "No pool" is the answer; any other error is the resolver's trouble, not an answer.
+      if (err instanceof TokenInvalidError) return false
+      throw err
+    }
   }
 
   close (): void {

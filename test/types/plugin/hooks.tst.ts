@@ -4,7 +4,7 @@
  */
 import fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
-import { isCognitoAuthError, type CognitoAuthError, type CognitoHook, type KeyStoreStats } from '../../../index'
+import { isCognitoAuthError, type CognitoAuthError, type CognitoHook, type CognitoWatch, type CognitoWatchEndReason, type CognitoWatchEvent, type KeyStoreStats } from '../../../index'
 
 const app = fastify()
 const handler = async (): Promise<string> => 'ok'
@@ -121,5 +121,20 @@ describe('app.cognitoRevocation', () => {
     expect(app.cognitoRevocation.stats().inSync).type.toBe<boolean>()
     expect(app.cognitoRevocation.stats().pending).type.toBe<number>()
     expect(app.cognitoRevocation.stats().store).type.toBe<'redis' | 'memory'>()
+  })
+})
+
+declare const request: FastifyRequest
+
+describe('app.cognitoWatch', () => {
+  test('watches a request, with an ending that gets the reason', () => {
+    expect(app.cognitoWatch).type.toBeCallableWith(request)
+    expect(app.cognitoWatch).type.toBeCallableWith(request, (reason: CognitoWatchEndReason) => { void reason })
+    expect(app.cognitoWatch).type.not.toBeCallableWith(request, 'close')
+    expect(app.cognitoWatch(request)).type.toBe<CognitoWatch>()
+    expect(app.cognitoWatch(request).renew('token')).type.toBe<Promise<void>>()
+    expect(app.cognitoWatch(request).deadline).type.toBe<number>()
+    expect<CognitoWatchEndReason>().type.toBe<'expired' | 'revoked' | 'signed-out' | 'pool-removed'>()
+    expect<CognitoWatchEvent['reason']>().type.toBe<CognitoWatchEndReason>()
   })
 })
