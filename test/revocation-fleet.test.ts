@@ -58,7 +58,9 @@ if (redisSkip !== false) {
 
     await server.restart()
     await eventually(() => app.cognitoRevocation.stats().pending === 0)
-    t.match(events.filter((event) => event.event === 'written'), [{ event: 'written', written: 2, pending: 0 }], 'the revocation channel says they were written')
+    const written = events.filter((event) => event.event === 'written')
+    t.ok(written.reduce((sum, event) => sum + (event.written as number), 0) >= 2, 'the revocation channel says they were written')
+    t.equal(written.at(-1)?.pending, 0, 'with none left pending')
     const later = await buildApp(t, { ...shared, redis: client() })
     isRevokedResponse(t, await get(later, token), 'an instance started afterwards refuses the session')
     isRevokedResponse(t, await get(later, issuer.idToken({ sub: 'outbox-user', auth_time: Math.floor(Date.now() / 1000) - 60 })), 'and the user')
