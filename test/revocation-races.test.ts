@@ -106,7 +106,13 @@ if (redisSkip !== false) {
     const settings = options()
     const admin = client()
     const watched = watch(settings.redis as Redis)
-    for (const n of [1, 2, 3]) watched.onRead(n, async () => { await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'); await once(watched.subscriber(), 'close') })
+    for (const n of [1, 2, 3]) {
+      watched.onRead(n, async () => {
+        const closed = once(watched.subscriber(), 'close')
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+        await closed
+      })
+    }
     const app = Fastify()
     t.teardown(() => app.close())
     await app.register(cognitoAuth, { ...issuer.pluginOptions(), revocation: settings })

@@ -56,9 +56,11 @@ describe('a typed handler', () => {
       expect(keys).type.toBe<number>()
     })
     diagnostics.subscribe(channels.revocation, (message) => {
-      const { event, entries } = message as CognitoRevocationEvent
-      expect(event).type.toBe<'synced' | 'disconnected' | 'reconnected'>()
+      const { event, entries, written, pending } = message as CognitoRevocationEvent
+      expect(event).type.toBe<'synced' | 'disconnected' | 'reconnected' | 'written'>()
       expect(entries).type.toBe<number>()
+      expect(written).type.toBe<number | undefined>()
+      expect(pending).type.toBe<number | undefined>()
     })
     diagnostics.subscribe(channels.pools, (message) => {
       const { event, issuer, pools, refresh, durationMs, changed, reason } = message as CognitoPoolEvent
