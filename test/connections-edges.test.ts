@@ -291,6 +291,60 @@ t.test('a resolved pool: asked again every poolCache.ttl while watched; its conn
   t.same(sizes(served.app), EMPTY)
 })
 
+t.test('a resolved pool whose resolver keeps failing past the stale window: its connections stay, asked again each ttl', async (t) => {
+  const clock = fakeTimers(t)
+  const tenant = new LocalIssuer({ userPoolId: 'eu-west-1_Failing' })
+  let failing = false
+  let asked = 0
+  const served = await serve(t, {
+    userPools: (): CognitoPoolAnswer => {
+      asked++
+      if (failing) throw new Error('tenant store down')
+      const { userPoolId, clientId, jwks } = tenant.pluginOptions()
+      return { userPoolId, clientId, jwks, jwksUri: false }
+    },
+    poolCache: { ttl: 60 }
+  }, (s) => echoRoute(s, '/live'))
+  const client = await openSocket(t, `${served.url}/live`, tenant.idToken({ sub: 'ana' }))
+  failing = true
+  clock.tick(60_000)
+  await settle()
+  t.equal(asked, 2, 'the last answer serves while the resolver is asked again, and fails')
+  clock.tick(60_000)
+  await settle()
+  t.equal(asked, 3, 'past the stale window the question itself fails')
+  t.ok(await echoes(client), 'a resolver that cannot answer ends nothing')
+  t.equal(sizes(served.app).pools, 1, 'and the pool is asked about again after the next ttl')
+  client.close()
+  await closed(client)
+})
+
+t.test('an evicted pool with watched connections stays watched; once the resolver no longer names it, they end', async (t) => {
+  const clock = fakeTimers(t)
+  const tenant = new LocalIssuer({ userPoolId: 'eu-west-1_Evicted' })
+  const other = new LocalIssuer({ userPoolId: 'eu-west-1_Newcomer' })
+  let tenantGone = false
+  const served = await serve(t, {
+    userPools: (iss: string): CognitoPoolAnswer | null => {
+      const found = [tenant, other].find((candidate) => candidate.issuer === iss)
+      if (found === undefined || (tenantGone && found === tenant)) return null
+      const { userPoolId, clientId, jwks } = found.pluginOptions()
+      return { userPoolId, clientId, jwks, jwksUri: false }
+    },
+    poolCache: { ttl: 60, max: 1 }
+  }, (s) => echoRoute(s, '/live'))
+  const client = await openSocket(t, `${served.url}/live`, tenant.idToken({ sub: 'ana' }))
+  const newcomer = await openSocket(t, `${served.url}/live`, other.idToken({ sub: 'bob' }))
+  t.ok(await echoes(client), 'evicted by the newcomer\'s pool (max 1), the connection stays: the pool still stands')
+  tenantGone = true
+  const ending = closed(client)
+  clock.tick(60_000)
+  t.same(await ending, { code: 4401, reason: 'pool-removed' })
+  t.ok(await echoes(newcomer))
+  newcomer.close()
+  await closed(newcomer)
+})
+
 t.test('ten thousand watches: found by index, bounded, and nothing left once they end', async (t) => {
   const served = await serve(t, {}, (s) => {
     s.app.get('/poll', { onRequest: s.app.authenticate }, (request, reply) => {

@@ -74,3 +74,25 @@ t.test('10,000 watches: bounded memory per watch, all of it given back', async (
   t.same(watches.sizes(), { watches: 0, sessions: 0, users: 0, pools: 0, timers: 0 })
   watches.close()
 })
+
+t.test('a pool removed while none of its connections is watched: nothing else is touched', async (t) => {
+  const ended: string[] = []
+  const watches = new Watches({ poolTtlMs: 60_000, recheck: async () => true, log: console as never })
+  const watch: Watched = {
+    at: Date.now() + 3_600_000,
+    slot: -1,
+    claims: { sub: 'ana', iss: 'https://issuer-a', origin_jti: 'o-1' } as unknown as CognitoClaims,
+    issuer: 'https://issuer-a',
+    pool: { userPoolId: 'eu-west-1_a' },
+    sessions: ['o-1'],
+    end: (reason) => ended.push(reason)
+  }
+  watches.add(watch)
+  watches.poolRemoved('https://issuer-b')
+  t.same(ended, [])
+  t.same(watches.sizes(), { watches: 1, sessions: 1, users: 1, pools: 1, timers: 1 })
+  watches.poolRemoved('https://issuer-a')
+  t.same(ended, ['pool-removed'])
+  t.same(watches.sizes(), { watches: 0, sessions: 0, users: 0, pools: 0, timers: 0 })
+  watches.close()
+})

@@ -12,6 +12,7 @@ import t, { type Test } from 'tap'
 import cognitoAuth, { channels, type CognitoAuthOptions, type CognitoPoolAnswer, type CognitoPoolEvent, type PoolResolver } from '../index'
 import { parseOptions } from '../lib/options'
 import type { Pool } from '../lib/pools/pool'
+import type { PoolRemovalCause } from '../lib/pools/directory'
 import { CognitoVerifier } from '../lib/verify'
 import { LocalIssuer } from '../testing'
 import { fakeClock } from './helpers/clock'
@@ -330,13 +331,13 @@ t.test('onRemoved: told of each pool that stops being accepted, not of an unchan
   log.error = ((_details: unknown, message: string) => { logged.push(message) }) as typeof log.error
   const verifier = new CognitoVerifier({ ...parseOptions({ userPools: (issuer) => answers.get(issuer), poolCache: { ttl: 60, max: 1 } }), log })
   t.teardown(() => verifier.close())
-  const removed: Array<[string, Pool]> = []
+  const removed: Array<[string, Pool, PoolRemovalCause]> = []
   verifier.directory.onRemoved(() => { throw new Error('a careless listener') })
-  verifier.directory.onRemoved((issuer, pool) => { removed.push([issuer, pool]) })
+  verifier.directory.onRemoved((issuer, pool, cause) => { removed.push([issuer, pool, cause]) })
 
   const first = await verifier.verify(tenant.idToken())
   await verifier.verify(other.idToken()) // max 1: the tenant's pool is evicted
-  t.same(removed.map(([issuer]) => issuer), [tenant.issuer], 'evicted')
+  t.same(removed.map(([issuer, , cause]) => [issuer, cause]), [[tenant.issuer, 'evicted']], 'evicted')
   t.equal(removed[0][1].store, first.pool.store)
   t.same(logged, ['cognito: a listener of removed pools threw'], 'a listener that throws is logged; the others are told')
 
@@ -351,14 +352,15 @@ t.test('onRemoved: told of each pool that stops being accepted, not of an unchan
   clock.tick(60_000)
   await verifier.verify(other.idToken())
   await settle()
-  t.same(removed.map(([issuer]) => issuer), [tenant.issuer, other.issuer], 'a changed answer replaces the pool')
+  t.same(removed.map(([issuer, , cause]) => [issuer, cause]), [[tenant.issuer, 'evicted'], [other.issuer, 'changed']], 'a changed answer replaces the pool')
   t.equal(removed[1][1].store, held.store)
 
   answers.set(other.issuer, null)
   clock.tick(60_000)
   await verifier.verify(other.idToken({ aud: 'moved' }))
   await settle()
-  t.equal(removed.length, 3, 'the resolver no longer answers it')
+  t.same(removed[2]?.[2], 'unknown', 'the resolver no longer answers it')
+  t.equal(removed.length, 3)
   t.same(verifier.pools, [])
 
   const single = new CognitoVerifier({ ...parseOptions(tenant.pluginOptions()), log })

@@ -164,6 +164,11 @@ export class Watching {
       poolTtlMs: settings.resolver?.ttlMs ?? 0,
       log
     })
+    // A pool the resolver no longer answers, or whose answer changed, ends its connections as soon
+    // as the directory hears of it. An eviction does not: the pool still stands, and is asked again.
+    directory.onRemoved((issuer, _pool, cause) => {
+      if (cause !== 'evicted') this.watches.poolRemoved(issuer)
+    })
   }
 
   /** `app.cognitoWatch`. */

@@ -203,12 +203,20 @@ export class Watches {
         this.arm()
         return
       }
-      this.byIssuer.delete(check.issuer)
-      for (const watch of [...check.watches]) {
-        this.remove(watch)
-        watch.end('pool-removed')
-      }
+      this.poolRemoved(check.issuer)
     })
+  }
+
+  /** The issuer is no longer a pool the plugin accepts (or its answer changed): its watches end. */
+  poolRemoved (issuer: string): void {
+    const check = this.byIssuer.get(issuer)
+    if (check === undefined) return
+    this.byIssuer.delete(issuer)
+    this.heap.remove(check)
+    for (const watch of [...check.watches]) {
+      this.remove(watch)
+      watch.end('pool-removed')
+    }
   }
 }
 

@@ -37,8 +37,15 @@ export interface DirectorySizes {
   questions: number
 }
 
-/** Told of a pool that stops being accepted: its issuer, and the pool (its key store already discarded). */
-export type PoolRemovedListener = (issuer: string, pool: Pool) => void
+/**
+ * Why a pool left: the resolver no longer answers it (`unknown`), a changed answer replaced it
+ * (`changed`), or it was the least recently used beyond `poolCache.max` (`evicted`: it is still a
+ * pool, asked about again on its next token).
+ */
+export type PoolRemovalCause = 'unknown' | 'changed' | 'evicted'
+
+/** Told of a pool that stops being held: its issuer, the pool (its key store already discarded), and why. */
+export type PoolRemovedListener = (issuer: string, pool: Pool, cause: PoolRemovalCause) => void
 
 export interface PoolDirectory {
   /** The only pool, when exactly one is configured: the verifier's fast path. */
@@ -344,11 +351,11 @@ export class ResolvingDirectory implements PoolDirectory {
     this.unknown.delete(issuer)
     this.entries.set(issuer, { pool, fingerprint, freshUntil: now + this.settings.ttlMs, staleUntil: now + 2 * this.settings.ttlMs })
     const changed = previous !== undefined && previous.pool.store !== pool.store
-    if (changed) this.removed(issuer, previous.pool)
+    if (changed) this.removed(issuer, previous.pool, 'changed')
     if (this.entries.size > this.settings.max) {
       const [oldest, entry] = this.entries.entries().next().value as [string, Entry]
       this.entries.delete(oldest)
-      this.removed(oldest, entry.pool)
+      this.removed(oldest, entry.pool, 'evicted')
       if (wantsPoolEvents()) this.publish('evicted', oldest, {})
     }
     return { pool, changed }
@@ -359,7 +366,7 @@ export class ResolvingDirectory implements PoolDirectory {
     const entry = this.entries.get(issuer)
     if (entry !== undefined) {
       this.entries.delete(issuer)
-      this.removed(issuer, entry.pool)
+      this.removed(issuer, entry.pool, 'unknown')
     }
     this.unknown.delete(issuer)
     this.unknown.set(issuer, Date.now() + this.settings.unknownTtlMs)
@@ -367,11 +374,11 @@ export class ResolvingDirectory implements PoolDirectory {
   }
 
   /** A pool stops being accepted: its key store goes, and the listeners hear of it. */
-  private removed (issuer: string, pool: Pool): void {
+  private removed (issuer: string, pool: Pool, cause: PoolRemovalCause): void {
     pool.store.discard()
     for (const listener of this.listeners) {
       try {
-        listener(issuer, pool)
+        listener(issuer, pool, cause)
       } catch (err) {
         this.defaults.log.error({ issuer, err }, 'cognito: a listener of removed pools threw')
       }
