@@ -642,7 +642,7 @@ export type CognitoUserResolution<Claims extends CognitoClaims = CognitoClaims> 
  * more precise: there `resolveUser` and `isRevoked` receive the claims of the tokens `tokenUse`
  * accepts (see `CognitoSinglePoolOptionsFor`).
  */
-export type CognitoAuthOptions = ((CognitoSinglePoolOptions & CognitoPoolClaims) | CognitoMultiPoolOptions | CognitoResolvedPoolOptions) & CognitoUserResolution
+export type CognitoAuthOptions = ((CognitoSinglePoolOptions & CognitoPoolClaims) | CognitoMultiPoolOptions | CognitoResolvedPoolOptions) & CognitoUserResolution & CognitoAlbRequirement
 
 // A mark that exists in the types only: it lets the `register` overloads below recognise this
 // plugin, and no other, without any runtime property.
