@@ -1,5 +1,6 @@
 /**
- * The long-lived connections step (`node --expose-gc --import tsx bench/connections.ts`), short:
+ * The long-lived connections step, short: workload watch of `npm run bench` (bench/watch.ts runs
+ * this file as `node --expose-gc --import tsx bench/connections.ts`, which also works alone):
  *   - memory per watch: 10,000 open responses (100 users) on one instance, their heap with a watch
  *     each less their heap without (after a full collection);
  *   - propagation: 100 WebSockets of one user on one instance, `signOutUser` on another instance

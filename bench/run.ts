@@ -16,6 +16,7 @@ import { startServer, stopAllServers, stopServersOnExit, type RunningServer } fr
 import { checkTargets, formatTable, formatTargets, summarize, type Summary } from './report'
 import { runTenants, TENANTS } from './tenants'
 import { distinctTokens, knownUserToken, openPool, refusedTokens } from './tokens'
+import { runWatch } from './watch'
 
 const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_<NAME>, e.g. BENCH_DURATION=10)
   --quick               smoke run: 1 s per measurement, 1 round, fewer tokens
@@ -27,8 +28,10 @@ const HELP = `Usage: npm run bench -- [options]   (each option also reads BENCH_
   --memory-tokens <n>   distinct tokens of the memory step, 0 to skip it (default 100000)
   --revocation-entries <n>  revoked sessions of the revocation step (needs redis-server), 0 to skip it (default 100000)
   --revocation-large <n>    entries of the large list whose load the revocation step times, 0 to skip it (default 1000000)
-  --workloads <list>    e.g. a,c (default a,b,c,t,cold,alb)
+  --workloads <list>    e.g. a,c (default a,b,c,t,cold,alb,watch)
   --samples <n>         fresh processes per program of the cold workload (default 15)
+  --watches <n>         watched responses of the watch workload's memory figure (default 10000)
+  --watch-rounds <n>    sign-outs of 100 WebSockets of the watch workload (default 20)
   --variants <list>     e.g. none,floor,plugin (default all but plugin+events)
                         plugin+events: the plugin with a subscriber on each of its channels;
                         --quick --workloads a --variants plugin,plugin+events gives their ratio
@@ -42,8 +45,12 @@ const WORKLOADS = {
   c: 'one valid ID token, and an async user lookup after verification (resolveUser)',
   cold: 'cold start: fresh processes importing the built package, then answering a first authenticated request',
   t: `${TENANTS} tenants, a user pool each resolved at run time, beside one pool (plugin only)`,
-  alb: 'behind an Application Load Balancer: the authenticate hook in process on its headers, distinct and reused, against crypto.verify'
+  alb: 'behind an Application Load Balancer: the authenticate hook in process on its headers, distinct and reused, against crypto.verify',
+  watch: 'long-lived connections: heap per cognitoWatch, and signOutUser on another instance to the last of a user\'s 100 WebSockets closed (needs redis-server)'
 } as const
+
+/** Workloads that run on their own, without the variant servers: the memory step follows none of them. */
+const STANDALONE: readonly Workload[] = ['cold', 'alb', 'watch']
 type Workload = keyof typeof WORKLOADS
 
 interface Settings {
@@ -55,6 +62,10 @@ interface Settings {
   samples: number
   revocationEntries: number
   revocationLarge: number
+  /** Whether `--revocation-entries` was given: the revocation step then runs even after standalone workloads only. */
+  revocationAsked: boolean
+  watches: number
+  watchRounds: number
   workloads: Workload[]
   variants: Variant[]
   cpuProf: Variant[]
@@ -74,6 +85,8 @@ function readSettings (): Settings {
       samples: { type: 'string' },
       'revocation-entries': { type: 'string' },
       'revocation-large': { type: 'string' },
+      watches: { type: 'string' },
+      'watch-rounds': { type: 'string' },
       workloads: { type: 'string' },
       variants: { type: 'string' },
       'cpu-prof': { type: 'string' }
@@ -110,6 +123,9 @@ function readSettings (): Settings {
     samples: Math.max(1, Math.round(number('samples', 15, 5))),
     revocationEntries: Math.round(number('revocation-entries', 100_000, 100_000)),
     revocationLarge: Math.round(number('revocation-large', 1_000_000, 1_000_000)),
+    revocationAsked: option('revocation-entries') !== undefined,
+    watches: Math.max(100, Math.round(number('watches', 10_000, 2_000))),
+    watchRounds: Math.max(1, Math.round(number('watch-rounds', 20, 5))),
     workloads: list('workloads', workloads, workloads),
     variants: list('variants', VARIANTS, VARIANTS.filter((variant) => !OPTIONAL_VARIANTS.includes(variant))),
     cpuProf: list('cpu-prof', VARIANTS, [])
@@ -168,6 +184,11 @@ async function main (): Promise<void> {
         console.log(`\nWorkload alb: ${WORKLOADS.alb}\n${report}`)
         continue
       }
+      if (workload === 'watch') {
+        const report = await timed('watch workload', () => runWatch({ watches: settings.watches, rounds: settings.watchRounds }, log))
+        console.log(`\nWorkload watch: ${WORKLOADS.watch}\n${report}`)
+        continue
+      }
       if (workload === 't') {
         const { load, rounds, warmup } = settings
         const report = await runTenants({ load, rounds, warmup, distinctTokens: settings.distinctTokens }, log)
@@ -183,7 +204,8 @@ async function main (): Promise<void> {
       if (targets !== '') console.log(targets)
     }
 
-    if (settings.memoryTokens > 0 && settings.variants.includes('plugin') && settings.workloads.some((workload) => workload !== 'cold' && workload !== 'alb')) {
+    const servedWorkloads = settings.workloads.some((workload) => !STANDALONE.includes(workload))
+    if (settings.memoryTokens > 0 && settings.variants.includes('plugin') && servedWorkloads) {
       const more = Math.max(0, settings.memoryTokens - distinct.length)
       const extra = more === 0 ? [] : await timed(`signed ${more} more distinct tokens for the memory step`, () => distinctTokens(issuer, more))
       const tokens = [...distinct, ...extra].slice(0, settings.memoryTokens)
@@ -192,7 +214,7 @@ async function main (): Promise<void> {
         'heap used after a full GC')
       console.log(formatHeap(readings))
     }
-    if (settings.revocationEntries > 0 && settings.variants.includes('plugin')) {
+    if (settings.revocationEntries > 0 && settings.variants.includes('plugin') && (servedWorkloads || settings.revocationAsked)) {
       await runRevocationStep(issuer, jwksUri, context.knownUser, {
         load: settings.load,
         rounds: settings.rounds,

@@ -1,7 +1,8 @@
 /**
- * The application's own claims rules: a JSON Schema per kind of token (`claims: { id, access }`),
+ * The application's own claims rules: a JSON Schema per kind of token (`claims: { id, access, alb }`),
  * compiled at register (or when a resolver first answers a pool with it) and checked on verified
- * claims after the plugin's own rules (lib/claims.ts), once per token.
+ * claims after the plugin's own rules (lib/claims.ts; lib/alb/claims.ts for the load balancer's
+ * user claims), once per token.
  *
  * The validator is ajv 8, the engine Fastify compiles route schemas with (through
  * @fastify/ajv-compiler), with ajv-formats as Fastify adds it: the same version range, so a
@@ -24,11 +25,13 @@ export type ClaimsCheck = (claims: Record<string, unknown>) => string | undefine
 export interface ClaimSchemas {
   id?: ClaimsCheck
   access?: ClaimsCheck
+  /** The load balancer's user claims (`x-amzn-oidc-data`); only with the `alb` option. */
+  alb?: ClaimsCheck
   /** The schemas as JSON: part of what a token was accepted under (a resolver answer that changes them re-checks). */
   readonly fingerprint: string
 }
 
-const KINDS = ['id', 'access'] as const
+const KINDS = ['id', 'access', 'alb'] as const
 
 /** Compiled schemas kept, by their JSON: a resolver answering the same schema again does not compile it again. */
 const MAX_COMPILED = 256
@@ -115,27 +118,36 @@ function jsonOf (schema: unknown, option: string): string {
  * `claims` of a pool (top level, a `userPools` entry or a resolver's answer), checked and
  * compiled; null when absent. Throws FST_COGNITO_INVALID_OPTION naming the key at fault.
  */
-export function parseClaimSchemas (value: unknown, option: string, tokenUse: TokenUse): ClaimSchemas | null {
+export function parseClaimSchemas (value: unknown, option: string, tokenUse: TokenUse, alb = false): ClaimSchemas | null {
   if (value === undefined) return null
-  if (!isRecord(value)) fail(option, 'must be an object: { id?: schema, access?: schema }')
+  if (!isRecord(value)) fail(option, 'must be an object: { id?: schema, access?: schema, alb?: schema }')
   refuseUnknownKeys(value, KINDS, option)
   const given = KINDS.filter((kind) => value[kind] !== undefined)
-  if (given.length === 0) fail(option, 'must give a schema for id or access tokens (or leave claims out)')
-  const schemas: { id?: ClaimsCheck, access?: ClaimsCheck } = {}
+  if (given.length === 0) fail(option, 'must give a schema for id, access or alb tokens (or leave claims out)')
+  const schemas: { id?: ClaimsCheck, access?: ClaimsCheck, alb?: ClaimsCheck } = {}
   const json: Record<string, string> = {}
   for (const kind of given) {
     // A schema for tokens the pool never accepts would check nothing, silently.
-    if (tokenUse !== 'any' && tokenUse !== kind) fail(`${option}.${kind}`, `applies to ${kind} tokens only, and this pool's tokenUse is "${tokenUse}"`)
+    if (kind === 'alb') {
+      if (!alb) fail(`${option}.alb`, 'applies to the load balancer\'s user claims only: set the alb option, or remove claims.alb')
+    } else if (tokenUse !== 'any' && tokenUse !== kind) {
+      fail(`${option}.${kind}`, `applies to ${kind} tokens only, and this pool's tokenUse is "${tokenUse}"`)
+    }
     json[kind] = jsonOf(value[kind], `${option}.${kind}`)
     schemas[kind] = compile(json[kind], `${option}.${kind}`)
   }
-  return { ...schemas, fingerprint: JSON.stringify([json.id ?? null, json.access ?? null]) }
+  return { ...schemas, fingerprint: JSON.stringify([json.id ?? null, json.access ?? null, json.alb ?? null]) }
 }
 
 /** Why the (verified) claims fail their kind's schema, or undefined when they pass or no schema applies. */
 export function checkClaimSchemas (schemas: ClaimSchemas | null, claims: Record<string, unknown>): string | undefined {
   // token_use is "id" or "access" by now (lib/claims.ts).
   return schemas?.[claims.token_use as 'id' | 'access']?.(claims)
+}
+
+/** Why the load balancer's (verified) user claims fail the pool's `alb` schema, or undefined when they pass or there is none. */
+export function checkAlbClaimSchema (schemas: ClaimSchemas | null, claims: Record<string, unknown>): string | undefined {
+  return schemas?.alb?.(claims)
 }
 
 function checkOf (validate: ValidateFunction): ClaimsCheck {

@@ -162,7 +162,7 @@ function stringList (value: unknown, option: string): string[] {
   return list as string[]
 }
 
-function parsePool (pool: Record<string, unknown>, prefix: string, known = POOL_KEYS, defaultTokenUse: TokenUse = 'id'): PoolSettings {
+function parsePool (pool: Record<string, unknown>, prefix: string, known = POOL_KEYS, defaultTokenUse: TokenUse = 'id', alb = false): PoolSettings {
   if (prefix !== '') refuseUnknownKeys(pool, known, prefix.slice(0, -1))
   const { userPoolId, region, clientId, tokenUse = defaultTokenUse, issuer, jwksUri, jwks, audience } = pool
   if (typeof userPoolId !== 'string') fail(`${prefix}userPoolId`, 'is required, e.g. "eu-central-1_xYzaq"')
@@ -205,7 +205,7 @@ function parsePool (pool: Record<string, unknown>, prefix: string, known = POOL_
     tokenUse: tokenUse as TokenUse,
     clientIds,
     audiences,
-    claims: parseClaimSchemas(pool.claims, `${prefix}claims`, tokenUse as TokenUse),
+    claims: parseClaimSchemas(pool.claims, `${prefix}claims`, tokenUse as TokenUse, alb),
     entry: entryOf(pool, known)
   }
 }
@@ -255,9 +255,12 @@ function parseResolver (options: Record<string, unknown>): ResolverSettings | un
   }
 }
 
-function parsePools (options: Record<string, unknown>, defaultTokenUse: TokenUse): PoolSettings[] {
+/** The pools listed up front; `alb` says the load balancer's user claims may have a schema of their own. */
+function parsePools (options: Record<string, unknown>, alb: boolean): PoolSettings[] {
   const { userPools } = options
-  if (userPools === undefined) return [parsePool(options, '', POOL_KEYS, defaultTokenUse)]
+  // Behind a load balancer the token verified by the pool is the access token it forwards.
+  const defaultTokenUse: TokenUse = alb ? 'access' : 'id'
+  if (userPools === undefined) return [parsePool(options, '', POOL_KEYS, defaultTokenUse, alb)]
   const topLevel = POOL_KEYS.filter((key) => options[key] !== undefined)
   if (topLevel.length > 0) fail('userPools', `cannot be combined with top-level ${topLevel.join(', ')}`)
   // A function: the pools are the resolver's answers, parsed as they come (lib/pools/directory.ts).
@@ -265,7 +268,7 @@ function parsePools (options: Record<string, unknown>, defaultTokenUse: TokenUse
   if (!Array.isArray(userPools) || userPools.length === 0) fail('userPools', 'must be a non-empty array, or a function that resolves an issuer to its pool')
   const pools = userPools.map((pool, i) => {
     if (!isRecord(pool)) fail(`userPools[${i}]`, 'must be an object')
-    return parsePool(pool, `userPools[${i}].`, POOL_KEYS, defaultTokenUse)
+    return parsePool(pool, `userPools[${i}].`, POOL_KEYS, defaultTokenUse, alb)
   })
   const seen = new Set<string>()
   for (const pool of pools) {
@@ -298,8 +301,7 @@ export function parseOptions (input: CognitoAuthOptions | undefined): Settings {
   }
 
   const alb = options.alb === undefined ? undefined : parseAlb(options.alb)
-  // Behind a load balancer the token verified by the pool is the access token it forwards.
-  const pools = parsePools(options, alb === undefined ? 'id' : 'access')
+  const pools = parsePools(options, alb !== undefined)
   if (alb !== undefined) checkAlbFits(options, pools, alb)
 
   const clockToleranceMs = seconds(options.clockTolerance, 'clockTolerance', 0)

@@ -47,11 +47,11 @@ t.test('register refuses claims that are misspelt, empty, not schemas, or for to
   const pool = issuer.pluginOptions()
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ claims: { idd: ID_CLAIMS } }, /^Invalid option claims\.idd: is not an option; did you mean id\?$/],
-    [{ claims: { id: ID_CLAIMS, email: {} } }, /^Invalid option claims\.email: is not an option; expected one of id, access$/],
+    [{ claims: { id: ID_CLAIMS, email: {} } }, /^Invalid option claims\.email: is not an option; expected one of id, access, alb$/],
     [{ claims: null }, /claims: must be an object/],
     [{ claims: [ID_CLAIMS] }, /claims: must be an object/],
-    [{ claims: {} }, /claims: must give a schema for id or access tokens/],
-    [{ claims: { id: undefined } }, /claims: must give a schema for id or access tokens/],
+    [{ claims: {} }, /claims: must give a schema for id, access or alb tokens/],
+    [{ claims: { id: undefined } }, /claims: must give a schema for id, access or alb tokens/],
     [{ claims: { id: true } }, /claims\.id: must be a JSON Schema object/],
     [{ claims: { id: [] } }, /claims\.id: must be a JSON Schema object/],
     [{ claims: { id: { type: 'object', maxProperties: 10n } } }, /claims\.id: must be a JSON Schema \(plain JSON data\)/],
@@ -75,7 +75,7 @@ t.test('register refuses claims that are misspelt, empty, not schemas, or for to
     { message: /userPools: cannot be combined with top-level claims/ })
   t.throws(() => parsePoolAnswer({ ...pool, claims: { id: ID_CLAIMS, acess: {} } }), { message: /^Invalid option userPools\(\)\.claims\.acess: is not an option; did you mean access\?$/ })
   t.same(parseOptions({ ...pool, tokenUse: 'any', claims: { id: ID_CLAIMS, access: ACCESS_CLAIMS } }).pools[0].claims?.fingerprint,
-    JSON.stringify([JSON.stringify(ID_CLAIMS), JSON.stringify(ACCESS_CLAIMS)]), 'a pool of both kinds takes a schema for each')
+    JSON.stringify([JSON.stringify(ID_CLAIMS), JSON.stringify(ACCESS_CLAIMS), null]), 'a pool of both kinds takes a schema for each')
   t.equal(parseOptions(pool).pools[0].claims, null, 'no claims, no schemas')
 })
 

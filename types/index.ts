@@ -105,9 +105,10 @@ export interface CognitoStandardAccessTokenClaims extends CognitoBaseClaims {
  * }
  * ```
  *
- * `id` types ID tokens' claims, `access` access tokens'. Each kind registered makes the `claims`
- * option's schema of that kind required for every pool that accepts such tokens, so the types
- * cannot claim what nothing checks. A claim the plugin decides with may only be redeclared to its
+ * `id` types ID tokens' claims, `access` access tokens', `alb` the user claims an Application Load
+ * Balancer signs (`request.cognitoAlbClaims`). Each kind registered makes the `claims` option's
+ * schema of that kind required for every pool that accepts such tokens (`alb`: every pool, and the
+ * `alb` option), so the types cannot claim what nothing checks. A claim the plugin decides with may only be redeclared to its
  * own type (or a narrower one): otherwise `register` is a type error.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
@@ -116,8 +117,11 @@ export interface CognitoClaimsRegistry {}
 /** The kinds of token whose claims are registered in CognitoClaimsRegistry. */
 type RegisteredKind = Extract<keyof CognitoClaimsRegistry, 'id' | 'access'>
 
+/** Whether the load balancer's user claims are registered (`CognitoClaimsRegistry['alb']`): `'alb'`, or never. */
+type RegisteredAlb = Extract<keyof CognitoClaimsRegistry, 'alb'>
+
 /** The claims registered for a kind of token; `{}` when none are. */
-export type RegisteredClaims<Kind extends 'id' | 'access'> = CognitoClaimsRegistry extends { [K in Kind]: infer Claims } ? Claims : {}
+export type RegisteredClaims<Kind extends 'id' | 'access' | 'alb'> = CognitoClaimsRegistry extends { [K in Kind]: infer Claims } ? Claims : {}
 
 /**
  * Claims of a Cognito ID token: Cognito's, with the application's registered ones
@@ -144,7 +148,7 @@ export type CognitoClaims = CognitoIdTokenClaims | CognitoAccessTokenClaims
  * Cognito's userInfo endpoint returned. The plugin checks `sub`, `iss` and `exp`; the others are
  * strings as userInfo writes them (`email_verified: "true"`), typed as they may arrive.
  */
-export interface CognitoAlbClaims {
+export interface CognitoStandardAlbClaims {
   /** The user's immutable id: the access token's `sub`. */
   sub: string
   /** The pool's issuer. */
@@ -162,6 +166,12 @@ export interface CognitoAlbClaims {
   identities?: CognitoClaimValue
   [claim: string]: unknown
 }
+
+/**
+ * The load balancer's user claims: the standard ones, with the application's registered ones
+ * (`CognitoClaimsRegistry['alb']`), which the pool's `claims.alb` schema has checked.
+ */
+export type CognitoAlbClaims = WithRegistered<CognitoStandardAlbClaims, RegisteredClaims<'alb'>>
 
 /** Which tokens a pool accepts. */
 export type TokenUse = 'id' | 'access' | 'any'
@@ -194,11 +204,24 @@ type DecisionClaimTypes<Kind extends 'id' | 'access'> = {
   nbf: number
 }
 
+/** The claims the plugin decides with in the load balancer's user claims (lib/alb/claims.ts), with their types. */
+interface AlbDecisionClaimTypes {
+  iss: string
+  exp: number
+  sub: string
+  nbf: number
+}
+
+type DecisionTypesOf<Kind extends 'id' | 'access' | 'alb'> = Kind extends 'id' | 'access' ? DecisionClaimTypes<Kind> : AlbDecisionClaimTypes
+
 /** The decision claims the registry redeclares, for this kind, to a type the plugin does not check. */
-export type RedeclaredDecisionClaims<Kind extends 'id' | 'access'> = {
-  [Claim in keyof RegisteredClaims<Kind> & CognitoDecisionClaim]-?:
-    [Exclude<RegisteredClaims<Kind>[Claim], undefined>] extends [DecisionClaimTypes<Kind>[Claim]] ? never : Claim
-}[keyof RegisteredClaims<Kind> & CognitoDecisionClaim]
+export type RedeclaredDecisionClaims<Kind extends 'id' | 'access' | 'alb'> = {
+  [Claim in keyof RegisteredClaims<Kind> & keyof DecisionTypesOf<Kind>]-?:
+    [Exclude<RegisteredClaims<Kind>[Claim], undefined>] extends [DecisionTypesOf<Kind>[Claim]] ? never : Claim
+}[keyof RegisteredClaims<Kind> & keyof DecisionTypesOf<Kind>]
+
+/** Every decision claim the registry redeclares to another type, of any kind. */
+type AnyRedeclaredDecisionClaims = RedeclaredDecisionClaims<'id'> | RedeclaredDecisionClaims<'access'> | RedeclaredDecisionClaims<'alb'>
 
 /**
  * A JSON Schema for a token's claims, as an object (a TypeBox `Type.Object(...)` is one). It is
@@ -206,17 +229,24 @@ export type RedeclaredDecisionClaims<Kind extends 'id' | 'access'> = {
  */
 export type CognitoClaimsSchema = object
 
-/** The `claims` option: a JSON Schema for ID tokens' claims, access tokens', or both. */
+/**
+ * The `claims` option: a JSON Schema for ID tokens' claims, access tokens', or both; with the
+ * `alb` option, one for the load balancer's user claims too (refused without it).
+ */
 export interface CognitoClaimsOptions {
   id?: CognitoClaimsSchema
   access?: CognitoClaimsSchema
+  alb?: CognitoClaimsSchema
 }
 
 /** The kinds of token a pool with this `tokenUse` accepts. */
 type KindsOf<Use extends TokenUse> = Use extends 'any' ? 'id' | 'access' : Exclude<Use, 'any'>
 
-/** What a pool of this `tokenUse` accepts as `claims`: the schemas of the kinds it accepts. */
-export type CognitoClaimsOptionsFor<Use extends TokenUse> = Pick<CognitoClaimsOptions, KindsOf<Use>>
+/** What a pool of this `tokenUse` accepts as `claims`: the schemas of the kinds it accepts, and the load balancer's. */
+export type CognitoClaimsOptionsFor<Use extends TokenUse> = Pick<CognitoClaimsOptions, KindsOf<Use> | 'alb'>
+
+/** The kinds whose schema a pool of this `tokenUse` must give: those it accepts that are registered, and `alb` when registered. */
+type RequiredKinds<Use extends TokenUse> = Extract<RegisteredKind, KindsOf<Use>> | RegisteredAlb
 
 /**
  * `claims` as a pool with this `tokenUse` must give it: required, with a schema for each kind of
@@ -225,11 +255,17 @@ export type CognitoClaimsOptionsFor<Use extends TokenUse> = Pick<CognitoClaimsOp
  * and the error names the claims.
  */
 export type CognitoClaimsRequirement<Use extends TokenUse> =
-  [RedeclaredDecisionClaims<'id'> | RedeclaredDecisionClaims<'access'>] extends [never]
-    ? [Extract<RegisteredKind, KindsOf<Use>>] extends [never]
+  [AnyRedeclaredDecisionClaims] extends [never]
+    ? [RequiredKinds<Use>] extends [never]
         ? { claims?: CognitoClaimsOptionsFor<Use> }
-        : { claims: CognitoClaimsOptionsFor<Use> & { [Kind in Extract<RegisteredKind, KindsOf<Use>>]-?: CognitoClaimsSchema } }
-    : { claims: { 'CognitoClaimsRegistry redeclares decision claims to another type': RedeclaredDecisionClaims<'id'> | RedeclaredDecisionClaims<'access'> } }
+        : { claims: CognitoClaimsOptionsFor<Use> & { [Kind in RequiredKinds<Use>]-?: CognitoClaimsSchema } }
+    : { claims: { 'CognitoClaimsRegistry redeclares decision claims to another type': AnyRedeclaredDecisionClaims } }
+
+/**
+ * With the load balancer's user claims registered, the `alb` option is required: without it there
+ * are no such claims, and `claims.alb` is refused.
+ */
+export type CognitoAlbRequirement = [RegisteredAlb] extends [never] ? {} : { alb: CognitoAlbOptions }
 
 /**
  * The application's user. Augment this interface to give `request.cognitoUser` your own type:
@@ -302,7 +338,7 @@ export type CognitoUserPoolEntry = CognitoUserPoolOptions & CognitoPoolClaims
  * `claims` for a pool of each `tokenUse`: with claims registered, the schemas of the kinds of
  * token it accepts, required for those the registry types; without, any schemas, optional.
  */
-export type CognitoPoolClaims = [RegisteredKind] extends [never]
+export type CognitoPoolClaims = [RegisteredKind | RegisteredAlb] extends [never]
   ? { claims?: CognitoClaimsOptions }
   :
     | ({ tokenUse?: 'id' } & CognitoClaimsRequirement<'id'>)
@@ -606,7 +642,7 @@ export type CognitoUserResolution<Claims extends CognitoClaims = CognitoClaims> 
  * more precise: there `resolveUser` and `isRevoked` receive the claims of the tokens `tokenUse`
  * accepts (see `CognitoSinglePoolOptionsFor`).
  */
-export type CognitoAuthOptions = ((CognitoSinglePoolOptions & CognitoPoolClaims) | CognitoMultiPoolOptions | CognitoResolvedPoolOptions) & CognitoUserResolution
+export type CognitoAuthOptions = ((CognitoSinglePoolOptions & CognitoPoolClaims) | CognitoMultiPoolOptions | CognitoResolvedPoolOptions) & CognitoUserResolution & CognitoAlbRequirement
 
 // A mark that exists in the types only: it lets the `register` overloads below recognise this
 // plugin, and no other, without any runtime property.
@@ -794,16 +830,16 @@ declare module 'fastify' {
   > {
     (
       plugin: CognitoAuthPlugin,
-      opts: RegisterOptions & CognitoResolvedPoolOptions & CognitoUserResolution
+      opts: RegisterOptions & CognitoResolvedPoolOptions & CognitoUserResolution & CognitoAlbRequirement
     ): T
     <const Pools extends readonly CognitoUserPoolEntry[]>(
       plugin: CognitoAuthPlugin,
-      opts: RegisterOptions & CognitoMultiPoolOptions<Pools> & CognitoUserResolution<CognitoClaimsOfPools<Pools>>
+      opts: RegisterOptions & CognitoMultiPoolOptions<Pools> & CognitoUserResolution<CognitoClaimsOfPools<Pools>> & CognitoAlbRequirement
     ): T
     <Use extends TokenUse = 'id'>(
       plugin: CognitoAuthPlugin,
       // `{ tokenUse?: Use }` is where `Use` is inferred from; left out, it is the default, 'id'.
-      opts: RegisterOptions & { tokenUse?: Use } & CognitoSinglePoolOptionsFor<Use> & CognitoUserResolution<CognitoClaimsFor<Use>>
+      opts: RegisterOptions & { tokenUse?: Use } & CognitoSinglePoolOptionsFor<Use> & CognitoUserResolution<CognitoClaimsFor<Use>> & CognitoAlbRequirement
     ): T
   }
 

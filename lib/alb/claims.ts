@@ -2,7 +2,8 @@
  * The rules of the load balancer's user claims: they are not an ID or access token's. The payload
  * is what Cognito's userInfo endpoint returned (`sub`, `email`, `username`, ...; strings, such as
  * `email_verified: "true"`), plus `exp` and `iss`: no `jti`, `iat`, `auth_time`, `token_use` or
- * `aud`. Every rule is in `checkAlbClaims`, the one place a further check of these claims belongs.
+ * `aud`. Every rule of the plugin's is in `checkAlbClaims`, the one place a further one belongs;
+ * the application's own (`claims.alb`, lib/claims-schema.ts) are checked after them.
  */
 import type { CognitoAlbClaims } from '../../types'
 import { TokenExpiredError, withReason, type CognitoAuthError } from '../errors'

@@ -10,7 +10,7 @@
  *      the pool's `iss` and `client`, `exp` not passed; all before any key is looked up;
  *   3. the key by `kid` (lib/alb/keys.ts): synchronous when known, a bounded fetch when not;
  *   4. the signature, over the padded `header.payload` as sent;
- *   5. the user claims (lib/alb/claims.ts).
+ *   5. the user claims (lib/alb/claims.ts), then the pool's `claims.alb` schema, if any.
  * Then, unless turned off, the access token: through the plugin's own verifier (lib/verify.ts), an
  * access token of the same pool and app client, for the same `sub`. `x-amzn-oidc-identity` is never
  * read: it is not signed.
@@ -21,6 +21,7 @@ import type { CognitoAlbClaims } from '../../types'
 import { NoTokenError, withReason } from '../errors'
 import type { JwksSettings } from '../options'
 import type { Pool } from '../pools/pool'
+import { checkAlbClaimSchema } from '../claims-schema'
 import { TokenCache, type VerifiedToken } from '../token-cache'
 import type { CognitoVerifier } from '../verify'
 import { asAlbClaims, checkAlbClaims } from './claims'
@@ -135,6 +136,9 @@ export class AlbVerifier {
     const now = Date.now()
     const refusal = checkAlbClaims(pool.settings, claims, now, this.toleranceMs)
     if (refusal !== undefined) throw refusal
+    // Last, as for the other tokens: the application's rules only refuse what the plugin accepted.
+    const reason = checkAlbClaimSchema(pool.settings.claims, claims)
+    if (reason !== undefined) throw refuse(reason)
     const verified: AlbVerified = {
       claims: asAlbClaims(claims),
       pool,
