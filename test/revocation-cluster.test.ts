@@ -4,6 +4,7 @@
  * the channel reaches the subscribers whichever node each one is connected to.
  */
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import Redis, { type Cluster } from 'ioredis'
 import t from 'tap'
@@ -128,6 +129,22 @@ if (clusterSkip !== false) {
     await redis.hset(seqKey, 'not', 'a count')
     await eventually(() => /WRONGTYPE/.test(String(app.cognitoRevocation.stats().lastError)))
     t.pass('stats() says why')
+  })
+
+  t.test('while the list cannot be loaded the instance stays out of sync, then catches up', async (t) => {
+    const keyPrefix = `cluster:${randomUUID()}:`
+    const redis = client()
+    const app = await buildApp(t, { redis: client(), keyPrefix })
+    await redis.set(`${keyPrefix}entries`, 'not a sorted set')
+    await redis.incr(`{${keyPrefix}entries}seq`)
+    await eventually(() => !app.cognitoRevocation.stats().inSync && /WRONGTYPE/.test(String(app.cognitoRevocation.stats().lastError)))
+    t.pass('the count found a missing message; the load fails')
+    // A few checks run while it is out of sync: they leave the resync alone.
+    await sleep(2500)
+    t.match(app.cognitoRevocation.stats(), { inSync: false })
+    await redis.del(`${keyPrefix}entries`)
+    await eventually(() => app.cognitoRevocation.stats().inSync)
+    t.pass('in sync once the list loads')
   })
 
   t.test('a keyPrefix holding a "}" but no hash tag is refused on a Cluster', async (t) => {
