@@ -321,9 +321,14 @@ export class RedisRevocationStore implements RevocationStore {
     // this instance. Building the map took about a third of a 1,000,000-entry start.
     const writeBack = replica.size() > 0
     const held = new Map<string, number>()
-    let cursor = '0'
-    do {
-      const [next, flat] = await withTimeout(client.zscan(key, cursor, 'COUNT', PAGE), settings.timeoutMs, 'the load')
+    const page = async (cursor: string): Promise<[string, string[]]> =>
+      await withTimeout(client.zscan(key, cursor, 'COUNT', PAGE), settings.timeoutMs, 'the load')
+    let next = page('0')
+    for (let done = false; !done;) {
+      const [cursor, flat] = await next
+      done = cursor === '0'
+      // The next page is asked for before this one is read: Redis scans while this process parses.
+      if (!done) next = page(cursor)
       for (let i = 0; i < flat.length; i += 2) {
         const expires = Number(flat[i + 1])
         const entry = decode(flat[i], expires)
@@ -331,8 +336,7 @@ export class RedisRevocationStore implements RevocationStore {
         if (writeBack) held.set(flat[i], expires)
         replica.apply(entry)
       }
-      cursor = next
-    } while (cursor !== '0')
+    }
     // A message published while the subscriber was away is in no page read before it came back.
     if (this.generation !== generation || this.closed) return false
     this.seen = Math.max(count, this.arrived)
