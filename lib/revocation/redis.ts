@@ -213,7 +213,7 @@ export class RedisRevocationStore implements RevocationStore {
     // The subscriber listens to one channel only.
     subscriber.on('message', ((_channel: string, message: string) => this.onMessage(message)) as Listener)
     // Without a listener an 'error' event would throw; the errors are kept for stats() instead.
-    subscriber.on('error', ((error: Error) => this.failed(error)) as Listener)
+    subscriber.on('error', this.onError as Listener)
     subscriber.on('close', () => this.onClose())
     subscriber.on('ready', () => this.onReady())
     try {
@@ -297,7 +297,7 @@ export class RedisRevocationStore implements RevocationStore {
 
   private connectWriter (): Client {
     const writer = this.client.duplicate()
-    writer.on('error', ((error: Error) => this.failed(error)) as Listener)
+    writer.on('error', this.onError as Listener)
     return writer
   }
 
@@ -407,6 +407,9 @@ export class RedisRevocationStore implements RevocationStore {
     replica.log.info({ written, pending }, 'cognito: revocations this instance held and Redis lacked were written to Redis')
     if (wantsRevocationEvents()) publishRevocation({ event: 'written', entries: replica.size(), written, pending })
   }
+
+  /** Both connections' 'error' listener: without one an error would throw; it is kept for stats(). */
+  private readonly onError = (error: Error): void => this.failed(error)
 
   private failed (error: Error): void {
     this.state.lastError = error.message
