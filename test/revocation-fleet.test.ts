@@ -4,14 +4,13 @@
  * Redis lacks is written back (Redis restarted empty); `replicas` waits for Redis replicas to
  * acknowledge (a primary and its replica); a large list loads in pages.
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import Redis from 'ioredis'
-import t, { type Test } from 'tap'
-import cognitoAuth, { channels, type CognitoRevocationEvent, type RedisRevocationOptions, type RevocationOptions } from '../index'
+import t from 'tap'
+import cognitoAuth, { type RedisRevocationOptions, type RevocationOptions } from '../index'
 import { RedisServer, redisSkip } from './helpers/redis-server'
-import { buildApp, claimsOf, eventually, get, isRevokedResponse, issuer } from './helpers/revocation-behaviour'
+import { buildApp, claimsOf, eventually, get, isRevokedResponse, issuer, recordEvents } from './helpers/revocation-behaviour'
 
 if (redisSkip !== false) {
   t.plan(0, redisSkip)
@@ -29,15 +28,6 @@ if (redisSkip !== false) {
 
   function options (extra: Partial<RedisRevocationOptions> = {}): RedisRevocationOptions {
     return { redis: client(), keyPrefix: `test:${randomUUID()}:`, ...extra }
-  }
-
-  /** Records the revocation events while the test runs. */
-  function recordEvents (t: Test): CognitoRevocationEvent[] {
-    const events: CognitoRevocationEvent[] = []
-    const listener = (message: unknown): void => { events.push(message as CognitoRevocationEvent) }
-    subscribe(channels.revocation, listener)
-    t.teardown(() => { unsubscribe(channels.revocation, listener) })
-    return events
   }
 
   t.test('a revocation made while Redis is down is enforced, kept pending, and written once Redis is back', async (t) => {

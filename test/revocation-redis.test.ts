@@ -3,7 +3,6 @@
  * every store shares, then what only Redis brings: instances that share the list, and faults
  * (Redis killed, frozen, restarted; a subscriber dropped while another instance writes).
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
 import FakeTimers from '@sinonjs/fake-timers'
@@ -11,9 +10,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import Redis from 'ioredis'
 import Valkey from 'iovalkey'
 import t, { type Test } from 'tap'
-import cognitoAuth, { channels, type CognitoRevocationEvent, type RedisRevocationOptions } from '../index'
+import cognitoAuth, { type RedisRevocationOptions } from '../index'
 import { RedisServer, redisSkip } from './helpers/redis-server'
-import { buildApp, claimsOf, eventually, get, isRevokedResponse, issuer, revocationBehaviour } from './helpers/revocation-behaviour'
+import { buildApp, claimsOf, eventually, get, isRevokedResponse, issuer, recordEvents, revocationBehaviour } from './helpers/revocation-behaviour'
 
 if (redisSkip !== false) {
   t.plan(0, redisSkip)
@@ -31,15 +30,6 @@ if (redisSkip !== false) {
 
   function options (extra: Partial<RedisRevocationOptions> = {}): RedisRevocationOptions {
     return { redis: client(), keyPrefix: `test:${randomUUID()}:`, ...extra }
-  }
-
-  /** Records the revocation events while the test runs. */
-  function recordEvents (t: Test): CognitoRevocationEvent[] {
-    const events: CognitoRevocationEvent[] = []
-    const listener = (message: unknown): void => { events.push(message as CognitoRevocationEvent) }
-    subscribe(channels.revocation, listener)
-    t.teardown(() => { unsubscribe(channels.revocation, listener) })
-    return events
   }
 
   revocationBehaviour(t, () => options(), 'redis')

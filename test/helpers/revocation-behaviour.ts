@@ -2,10 +2,11 @@
  * What the revocation list does whatever its store: the same tests run on the memory store
  * (test/revocation-memory.test.ts) and on Redis (test/revocation-redis.test.ts).
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
-import cognitoAuth, { type CognitoAuthOptions, type CognitoClaims, type CognitoUser, type RevocationOptions } from '../../index'
+import cognitoAuth, { channels, type CognitoAuthOptions, type CognitoClaims, type CognitoRevocationEvent, type CognitoUser, type RevocationOptions } from '../../index'
 import { LocalIssuer } from '../../testing'
 import { fakeClock } from './clock'
 
@@ -313,4 +314,13 @@ export function revocationBehaviour (t: Test, revocation: () => RevocationOption
       { code: 'FST_COGNITO_POOL_UNAVAILABLE' }, 'a resolver that fails: rejected, nothing revoked')
     t.equal(app.cognitoRevocation.stats().entries, 1)
   })
+}
+
+/** Records the revocation events while the test runs. */
+export function recordEvents (t: Test): CognitoRevocationEvent[] {
+  const events: CognitoRevocationEvent[] = []
+  const listener = (message: unknown): void => { events.push(message as CognitoRevocationEvent) }
+  subscribe(channels.revocation, listener)
+  t.teardown(() => { unsubscribe(channels.revocation, listener) })
+  return events
 }
